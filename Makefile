@@ -1,0 +1,11 @@
+# The two set-up commands of the README, and the main job.
+.PHONY: setup test quickstart
+
+setup:  ## create .venv and install the whole stack into it (idempotent)
+	bash tools/install/setup_env.sh
+
+test:  ## run the test suite (slow end-to-end tests included)
+	.venv/bin/python -m pytest -q tests
+
+quickstart:  ## the main job: train and evaluate on generated data, no download
+	bash tools/quickstart.sh

@@ -1,0 +1,45 @@
+"""micronet_backbones: MicroNet backbones for Detectron2 and MMPose.
+
+The repository keeps the two framework adapters in top-level folders, `detection/` and `pose/`,
+which install as `micronet_backbones.detection` and `micronet_backbones.pose` (never as bare
+`detection` / `pose` packages).
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).resolve().parent
+
+core = [p for p in find_packages(include=["micronet_backbones", "micronet_backbones.*"])]
+adapters = {
+    "micronet_backbones.detection": "detection",
+    "micronet_backbones.pose": "pose",
+}
+sub_packages = [
+    f"{name}.{sub}"
+    for name, folder in adapters.items()
+    for sub in find_packages(where=folder)
+]
+
+setup(
+    name="micronet_backbones",
+    version="0.1.0",
+    description="MicroNet (ICCV 2021) backbones and heads for Detectron2 and MMPose",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=core + list(adapters) + sub_packages,
+    package_dir={name: folder for name, folder in adapters.items()},
+    install_requires=["torch>=2.0", "torchvision"],
+    extras_require={
+        # detectron2 publishes no wheels: `make setup` installs it (tools/install/install_detectron2.py).
+        "detection": ["detectron2>=0.6", "fvcore", "pycocotools"],
+        # mmpose declares chumpy, which does not build on current Python: `make setup` installs
+        # the pose stack with --no-deps and its real runtime needs.
+        "pose": ["mmpose>=1.3", "mmcv>=2.0", "mmengine>=0.10", "mmdet>=3.0"],
+        "export": ["onnx", "onnxruntime"],
+        "test": ["pytest", "fvcore"],
+    },
+)
