@@ -1,0 +1,1 @@
+"""Detectron2 adapter for MicroNet (imports as ``micronet_backbones.detection``)."""

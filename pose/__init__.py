@@ -1,0 +1,1 @@
+"""MMPose adapter for MicroNet (imports as ``micronet_backbones.pose``)."""
