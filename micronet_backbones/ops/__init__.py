@@ -1,0 +1,23 @@
+"""MicroNet's operators, usable on their own: Micro-Factorized convolutions and Shift-Max."""
+
+from .micro_factorized import (
+    ChannelShuffle,
+    GroupedPointwise,
+    MicroFactorizedDepthwise,
+    MicroFactorizedPointwise,
+    micro_factorized_groups,
+)
+from .shift_max import DynamicShiftMax, StaticShiftMax, group_shift, make_divisible, shift_max
+
+__all__ = [
+    "ChannelShuffle",
+    "DynamicShiftMax",
+    "GroupedPointwise",
+    "MicroFactorizedDepthwise",
+    "MicroFactorizedPointwise",
+    "StaticShiftMax",
+    "group_shift",
+    "make_divisible",
+    "micro_factorized_groups",
+    "shift_max",
+]

@@ -1,0 +1,210 @@
+"""Dynamic Shift-Max (MicroNet, Li et al., ICCV 2021, Section 4).
+
+For an input x with C channels split into G groups, Dynamic Shift-Max computes
+
+    y_i = max_{1<=k<=K}  sum_{j=0}^{J-1}  a^k_{i,j}(x) * x^{(j)}_i                (paper Eq. 5)
+
+where x^{(j)} is the j-th circular group shift of x (x^{(0)} = x) and the K*J*C coefficients
+a^k_{i,j}(x) come from a hyper-function: global average pooling, two fully connected layers with a
+ReLU between, and a hard sigmoid, rescaled to ``init + [-coefficient_range, coefficient_range]``.
+
+* J = 1 gives Dynamic ReLU (max over K input-dependent linear functions of x_i itself);
+  J = 1, K = 2 with coefficients (1, 0) is the plain ReLU.
+* K = 1 fuses the J shifts linearly (no max); the released MicroNets use it after the
+  squeezing pointwise convolutions.
+
+Group shift, as in the authors' released code: with channels viewed as a (G, C/G) matrix,
+shift ``j`` rolls *both* axes by ``j``, so ``x^{(j)}[(g, m)] = x[((g + j) mod G, (m + j) mod C/G)]``
+(one step moves every channel to the next group and the next position within it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["DynamicShiftMax", "StaticShiftMax", "group_shift", "make_divisible", "shift_max"]
+
+
+def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor`` (at least ``min_value``), never
+    going down by more than 10% (the MobileNet rounding rule the authors use)."""
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def group_shift(x: torch.Tensor, groups: int, steps: int = 1) -> torch.Tensor:
+    """Circular group shift ``x^{(steps)}``: (N, C, H, W) -> (N, C, H, W).
+
+    Channels are viewed as (groups, C / groups); output channel (g, m) is input channel
+    ((g + steps) mod groups, (m + steps) mod (C / groups)). Implemented as one ``torch.roll``
+    on a grouped view (no per-call index tensor).
+    """
+    n, c, h, w = x.shape
+    grouped = x.reshape(n, groups, c // groups, h, w)
+    return torch.roll(grouped, shifts=(-steps, -steps), dims=(1, 2)).reshape(n, c, h, w)
+
+
+def shift_max(x: torch.Tensor, coefficients: torch.Tensor, groups: int) -> torch.Tensor:
+    """The Shift-Max of Eq. 5 for given coefficients.
+
+    Args:
+        x: (N, C, H, W).
+        coefficients: (N or 1, K, J, C): ``coefficients[:, k, j, i] = a^k_{i,j}``.
+        groups: G, the number of channel groups of the shift.
+
+    Returns:
+        (N, C, H, W): ``max_k sum_j coefficients[:, k, j, :] * group_shift(x, groups, j)``.
+    """
+    num_fusions, num_shifts = coefficients.shape[1], coefficients.shape[2]
+    coefficients = coefficients[..., None, None]
+    shifted = [x] + [group_shift(x, groups, j) for j in range(1, num_shifts)]
+    out = None
+    for k in range(num_fusions):
+        fused = shifted[0] * coefficients[:, k, 0]
+        for j in range(1, num_shifts):
+            fused = fused + shifted[j] * coefficients[:, k, j]
+        out = fused if out is None else torch.maximum(out, fused)
+    return out
+
+
+def _init_table(init: Sequence[Sequence[float]] | None, num_fusions: int, num_shifts: int):
+    """K x J table of coefficient offsets; the default (1 for j = 0, else 0) is the identity."""
+    if init is None:
+        return [[1.0] + [0.0] * (num_shifts - 1) for _ in range(num_fusions)]
+    table = [[float(v) for v in row] for row in init]
+    if len(table) != num_fusions or any(len(row) != num_shifts for row in table):
+        raise ValueError(
+            f"init must be a {num_fusions} x {num_shifts} table (K x J), got {init!r}"
+        )
+    return table
+
+
+def _check_input(module: nn.Module, x: torch.Tensor) -> None:
+    if x.dim() != 4 or x.shape[1] != module.channels:
+        raise ValueError(
+            f"{type(module).__name__} expects input of shape (N, {module.channels}, H, W), "
+            f"got {tuple(x.shape)}"
+        )
+
+
+class DynamicShiftMax(nn.Module):
+    """Dynamic Shift-Max activation (Eq. 5) with input-dependent coefficients.
+
+    (N, C, H, W) -> (N, C, H, W), for any ``channels`` C divisible by ``groups`` G.
+
+    Hyper-function (coefficients for every sample):
+    ``adaptive_avg_pool2d -> fc1 (C -> S) -> ReLU -> fc2 (S -> K*J*C) -> hard sigmoid``, then
+    ``a = (hsigmoid - 0.5) * 2 * coefficient_range + init``, with ``fc2``'s outputs ordered
+    (k, j, channel). ``S = squeeze_channels`` or ``max(4, make_divisible(C // reduction, 4))``.
+    ``fc1``/``fc2`` are ``nn.Linear`` with bias; there is no BatchNorm in this module.
+
+    Args:
+        channels: C.
+        groups: G, number of channel groups for the circular shift (C / G channels each).
+        num_shifts: J (J = 1: Dynamic ReLU).
+        num_fusions: K.
+        reduction: squeeze ratio of the hyper-function.
+        init: K x J table of coefficient offsets (default: 1 for j = 0, else 0).
+        coefficient_range: half-width of the learnt coefficient range around ``init``
+            (the authors' ``ACT_MAX``; 2.0 in all released models).
+        squeeze_channels: overrides S.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        groups: int = 1,
+        *,
+        num_shifts: int = 2,
+        num_fusions: int = 2,
+        reduction: int = 4,
+        init: Sequence[Sequence[float]] | None = None,
+        coefficient_range: float = 2.0,
+        squeeze_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        if channels % groups:
+            raise ValueError(f"groups={groups} must divide channels={channels}")
+        if num_shifts < 1 or num_fusions < 1:
+            raise ValueError("num_shifts (J) and num_fusions (K) must be >= 1")
+        self.channels = channels
+        self.groups = groups
+        self.num_shifts = num_shifts
+        self.num_fusions = num_fusions
+        self.coefficient_range = float(coefficient_range)
+        if squeeze_channels is None:
+            squeeze_channels = max(4, make_divisible(channels // reduction, 4))
+        self.fc1 = nn.Linear(channels, squeeze_channels)
+        self.fc2 = nn.Linear(squeeze_channels, num_fusions * num_shifts * channels)
+        table = _init_table(init, num_fusions, num_shifts)
+        self.register_buffer(
+            "coefficient_init", torch.tensor(table).view(1, num_fusions, num_shifts, 1),
+            persistent=False,
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The authors' init: N(0, 0.01) weights and zero bias, so a starts near ``init``."""
+        for fc in (self.fc1, self.fc2):
+            nn.init.normal_(fc.weight, 0.0, 0.01)
+            nn.init.zeros_(fc.bias)
+
+    def coefficients(self, x: torch.Tensor) -> torch.Tensor:
+        """The hyper-function: (N, C, H, W) -> coefficients (N, K, J, C)."""
+        n = x.shape[0]
+        pooled = F.adaptive_avg_pool2d(x, 1).view(n, self.channels)
+        hidden = F.relu(self.fc1(pooled))
+        gate = F.relu6(self.fc2(hidden) + 3.0) * (1.0 / 6.0)
+        scaled = (gate - 0.5) * (2.0 * self.coefficient_range)
+        scaled = scaled.view(n, self.num_fusions, self.num_shifts, self.channels)
+        return scaled + self.coefficient_init
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(self, x)
+        return shift_max(x, self.coefficients(x), self.groups)
+
+    def extra_repr(self) -> str:
+        return (
+            f"channels={self.channels}, groups={self.groups}, J={self.num_shifts}, "
+            f"K={self.num_fusions}, coefficient_range={self.coefficient_range}"
+        )
+
+
+class StaticShiftMax(nn.Module):
+    """Shift-Max (Eq. 5) with static, learnable coefficients: the same a^k_{i,j} for every input.
+
+    (N, C, H, W) -> (N, C, H, W). ``coefficients`` is an ``nn.Parameter`` of shape (K, J, C),
+    initialised from the K x J ``init`` table (default: 1 for j = 0, else 0).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        groups: int = 1,
+        *,
+        num_shifts: int = 2,
+        num_fusions: int = 2,
+        init: Sequence[Sequence[float]] | None = None,
+    ) -> None:
+        super().__init__()
+        if channels % groups:
+            raise ValueError(f"groups={groups} must divide channels={channels}")
+        self.channels = channels
+        self.groups = groups
+        table = torch.tensor(_init_table(init, num_fusions, num_shifts))
+        self.coefficients = nn.Parameter(table[:, :, None].repeat(1, 1, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(self, x)
+        return shift_max(x, self.coefficients[None], self.groups)
+
+    def extra_repr(self) -> str:
+        k, j, _ = self.coefficients.shape
+        return f"channels={self.channels}, groups={self.groups}, J={j}, K={k}"
