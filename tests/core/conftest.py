@@ -42,3 +42,16 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     """max |actual - expected| / max |expected|."""
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     return ((actual - expected).abs().max() / expected.abs().max()).item()
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Run core tests on one intra-op thread.
+
+    The models are tiny: on a small, shared CPU, OpenMP's thread team costs far more than it
+    gives (a 2-thread M0 forward measured 50x slower than 1-thread while other jobs ran).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

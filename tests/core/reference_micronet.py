@@ -192,8 +192,13 @@ def _hswish(x):
     return x * (F.relu6(x + 3) / 6)
 
 
-def reference_forward(state_dict, arch_name, x):
-    """Authors' MicroNet in eval mode: returns (logits, {stride: last block output})."""
+def reference_forward(state_dict, arch_name, x, output_stride=32):
+    """Authors' MicroNet in eval mode: returns (logits, {stride: last block output}).
+
+    ``output_stride=16`` edits the authors' rows the way the paper adapts MicroNet for pose:
+    a stride-2 row that would take the network below stride 16 gets stride 1 (no row that
+    changes has equal in/out widths, so their shortcut rule is unaffected).
+    """
     sd = {k[7:] if k.startswith("module.") else k: v for k, v in state_dict.items()}
     arch = ARCHS[arch_name]
     g1, g2 = arch["stem_groups"]
@@ -201,6 +206,9 @@ def reference_forward(state_dict, arch_name, x):
     y = F.relu6(_shuffle(y, g1))
     features, stride, inp = {}, 2, g1 * g2
     for index, row in enumerate(arch["rows"], start=1):
+        if stride * row[0] > output_stride:
+            assert inp != row[2]
+            row = (1,) + tuple(row[1:])
         y = _block(sd, f"features.{index}", y, row, inp, arch)
         inp, stride = row[2], stride * row[0]
         features[stride] = y
