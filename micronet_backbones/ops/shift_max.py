@@ -115,6 +115,16 @@ class DynamicShiftMax(nn.Module):
         coefficient_range: half-width of the learnt coefficient range around ``init``
             (the authors' ``ACT_MAX``; 2.0 in all released models).
         squeeze_channels: overrides S.
+        spatial_attention: also modulate the coefficients per position with the spatial
+            attention of Dynamic ReLU's DY-ReLU-C (Chen et al., ECCV 2020), for dense heads:
+            ``pi = min(gamma * softmax_hw(spatial(x) / temperature), 1)`` with ``spatial`` a
+            1x1 conv C -> 1 (with bias) and ``gamma = spatial_gamma * H * W``, and
+            coefficients ``a^k_{i,j}(x) * pi_hw(x)`` at position (h, w). As pi >= 0 it factors
+            out of the max, so the output is ``pi * ShiftMax(x)``, (N, 1, H, W) times
+            (N, C, H, W). Default False: the module, its parameters and its output are then
+            exactly those of the released models.
+        spatial_temperature: the softmax temperature tau (DY-ReLU-C: 10).
+        spatial_gamma: gamma / (H * W) (DY-ReLU-C: 1 / 3, so pi starts at 1 / 3 everywhere).
     """
 
     def __init__(
@@ -128,12 +138,20 @@ class DynamicShiftMax(nn.Module):
         init: Sequence[Sequence[float]] | None = None,
         coefficient_range: float = 2.0,
         squeeze_channels: int | None = None,
+        spatial_attention: bool = False,
+        spatial_temperature: float = 10.0,
+        spatial_gamma: float = 1.0 / 3.0,
     ) -> None:
         super().__init__()
         if channels % groups:
             raise ValueError(f"groups={groups} must divide channels={channels}")
         if num_shifts < 1 or num_fusions < 1:
             raise ValueError("num_shifts (J) and num_fusions (K) must be >= 1")
+        if spatial_temperature <= 0 or spatial_gamma <= 0:
+            raise ValueError(
+                f"spatial_temperature and spatial_gamma must be > 0, got {spatial_temperature} "
+                f"and {spatial_gamma}"
+            )
         self.channels = channels
         self.groups = groups
         self.num_shifts = num_shifts
@@ -148,13 +166,27 @@ class DynamicShiftMax(nn.Module):
             "coefficient_init", torch.tensor(table).view(1, num_fusions, num_shifts, 1),
             persistent=False,
         )
+        self.spatial_temperature = float(spatial_temperature)
+        self.spatial_gamma = float(spatial_gamma)
+        self.spatial = nn.Conv2d(channels, 1, 1) if spatial_attention else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """The authors' init: N(0, 0.01) weights and zero bias, so a starts near ``init``."""
-        for fc in (self.fc1, self.fc2):
-            nn.init.normal_(fc.weight, 0.0, 0.01)
-            nn.init.zeros_(fc.bias)
+        """The authors' init: N(0, 0.01) weights and zero bias, so a starts near ``init``
+        (and the spatial attention, if any, near its uniform value ``spatial_gamma``)."""
+        layers = (self.fc1, self.fc2) + ((self.spatial,) if self.spatial is not None else ())
+        for layer in layers:
+            nn.init.normal_(layer.weight, 0.0, 0.01)
+            nn.init.zeros_(layer.bias)
+
+    def spatial_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """DY-ReLU-C's spatial attention: (N, C, H, W) -> pi (N, 1, H, W), 0 < pi <= 1."""
+        if self.spatial is None:
+            raise ValueError("this DynamicShiftMax was built without spatial_attention")
+        n, _, h, w = x.shape
+        logits = self.spatial(x).view(n, h * w) / self.spatial_temperature
+        pi = torch.softmax(logits, dim=1) * (self.spatial_gamma * h * w)
+        return pi.clamp(max=1.0).view(n, 1, h, w)
 
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
         """The hyper-function: (N, C, H, W) -> coefficients (N, K, J, C)."""
@@ -168,12 +200,16 @@ class DynamicShiftMax(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(self, x)
-        return shift_max(x, self.coefficients(x), self.groups)
+        out = shift_max(x, self.coefficients(x), self.groups)
+        if self.spatial is not None:
+            out = out * self.spatial_weights(x)
+        return out
 
     def extra_repr(self) -> str:
         return (
             f"channels={self.channels}, groups={self.groups}, J={self.num_shifts}, "
             f"K={self.num_fusions}, coefficient_range={self.coefficient_range}"
+            + (", spatial_attention=True" if self.spatial is not None else "")
         )
 
 

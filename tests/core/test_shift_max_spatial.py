@@ -1,0 +1,71 @@
+"""Dynamic Shift-Max with DY-ReLU-C's spatial attention (the option the pose head uses)."""
+
+import pytest
+import torch
+
+from micronet_backbones.ops import DynamicShiftMax, group_shift, shift_max
+
+
+def _by_hand(layer: DynamicShiftMax, x: torch.Tensor) -> torch.Tensor:
+    """Eq. 5 with coefficients a^k_{i,j}(x) * pi_hw(x) given per position (no factoring)."""
+    n, c, h, w = x.shape
+    logits = torch.nn.functional.conv2d(x, layer.spatial.weight, layer.spatial.bias)
+    logits = logits.view(n, h * w) / layer.spatial_temperature
+    pi = torch.clamp(torch.softmax(logits, 1) * layer.spatial_gamma * h * w, max=1.0)
+    pi = pi.view(n, 1, 1, 1, h, w)
+    a = layer.coefficients(x)[..., None, None] * pi  # (N, K, J, C, H, W)
+    shifted = [group_shift(x, layer.groups, j) for j in range(layer.num_shifts)]
+    fused = [sum(a[:, k, j] * shifted[j] for j in range(layer.num_shifts))
+             for k in range(layer.num_fusions)]
+    return torch.stack(fused).amax(0)
+
+
+def test_default_module_is_unchanged():
+    layer = DynamicShiftMax(16, 4)
+    assert layer.spatial is None
+    assert sorted(layer.state_dict()) == ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
+    with pytest.raises(ValueError, match="without spatial_attention"):
+        layer.spatial_weights(torch.randn(1, 16, 4, 4))
+
+
+@pytest.mark.parametrize("num_fusions", [1, 2])
+def test_spatial_attention_equals_per_position_coefficients(num_fusions):
+    torch.manual_seed(0)
+    layer = DynamicShiftMax(24, 4, num_fusions=num_fusions, reduction=4, spatial_attention=True)
+    torch.nn.init.normal_(layer.spatial.weight, 0.0, 0.5)  # a non-uniform attention
+    torch.nn.init.normal_(layer.fc2.weight, 0.0, 0.3)
+    x = torch.randn(3, 24, 7, 5)
+    pi = layer.spatial_weights(x).detach()
+    assert pi.shape == (3, 1, 7, 5)
+    assert float(pi.min()) > 0 and float(pi.max()) <= 1.0
+    assert float(pi.std()) > 0.01  # it does vary across positions
+    torch.testing.assert_close(layer(x), _by_hand(layer, x))
+    assert sorted(layer.state_dict()) == [
+        "fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight", "spatial.bias", "spatial.weight"
+    ]
+
+
+def test_uniform_attention_is_gamma_and_large_logits_clip_at_one():
+    layer = DynamicShiftMax(8, 2, spatial_attention=True, spatial_gamma=0.25)
+    torch.nn.init.zeros_(layer.spatial.weight)
+    x = torch.randn(2, 8, 6, 4)
+    torch.testing.assert_close(layer.spatial_weights(x), torch.full((2, 1, 6, 4), 0.25))
+    torch.testing.assert_close(layer(x), 0.25 * shift_max(x, layer.coefficients(x), layer.groups))
+    # One position with a huge logit takes all the softmax mass: clipped to 1, others ~0.
+    with torch.no_grad():
+        layer.spatial.weight.fill_(1.0)
+    x = torch.zeros(1, 8, 6, 4)
+    x[0, :, 2, 3] = 100.0
+    pi = layer.spatial_weights(x).detach()
+    assert float(pi[0, 0, 2, 3]) == 1.0
+    assert float(pi.sum()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_spatial_attention_learns_and_rejects_bad_settings():
+    layer = DynamicShiftMax(8, 2, spatial_attention=True)
+    layer(torch.randn(2, 8, 5, 5)).square().sum().backward()
+    assert layer.spatial.weight.grad is not None and float(layer.spatial.weight.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="spatial_temperature"):
+        DynamicShiftMax(8, 2, spatial_attention=True, spatial_temperature=0.0)
+    with pytest.raises(ValueError, match="spatial_gamma"):
+        DynamicShiftMax(8, 2, spatial_attention=True, spatial_gamma=-1.0)
