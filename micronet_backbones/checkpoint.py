@@ -159,7 +159,7 @@ def _strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, to
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
 
 
-def read_checkpoint(source: Source, *, url: str | None = None) -> dict[str, torch.Tensor]:
+def read_checkpoint(source: Source) -> dict[str, torch.Tensor]:
     """Read a state_dict from a path, a URL (through torch.hub's cache), or a mapping.
 
     Accepts a bare state_dict or one under ``"state_dict"`` or ``"model"``, with or without the
@@ -295,7 +295,7 @@ def load_pretrained(
     converted, leftover, fmt = _to_ours(raw, spec)
     expected = {k: v.shape for k, v in model.state_dict().items()}
     missing, unexpected, mismatched = _differences(converted, expected, skip_classifier)
-    unexpected += [k for k in leftover if not (skip_classifier and k.startswith("classifier."))]
+    unexpected += leftover  # authors'-format keys with no place in this architecture
     if missing or unexpected or mismatched:
         found = _identify(raw)
         if found is not None and found != spec.name:
@@ -317,9 +317,6 @@ def load_pretrained(
         raise CheckpointError(f"{intro}; nothing was loaded. " + "; ".join(details) + hint)
 
     skipped = sorted(k for k in converted if skip_classifier and k.startswith(_HEAD_PREFIX))
-    skipped += [k for k in leftover if k.startswith("classifier.")]
-    to_load = {
-        k: v for k, v in converted.items() if k in expected and k not in skipped
-    }
+    to_load = {k: v for k, v in converted.items() if k in expected and k not in skipped}
     model.load_state_dict(to_load, strict=False)
     return LoadResult(loaded=sorted(to_load), skipped=skipped, source_format=fmt)

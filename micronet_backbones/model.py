@@ -44,7 +44,13 @@ class FeatureInfo:
 
 
 def check_image_batch(x: torch.Tensor, channels: int = 3) -> None:
-    """Raise ``ValueError`` unless ``x`` is (N, channels, H, W) with H, W >= 32."""
+    """Raise ``ValueError`` unless ``x`` is (N, channels, H, W) with H, W >= 32.
+
+    Skipped while ``torch.jit.trace`` records (fvcore, TorchScript / ONNX export by tracing),
+    where shapes are traced values and the graph is recorded for one valid input anyway.
+    """
+    if torch.jit.is_tracing():
+        return
     if x.dim() != 4 or x.shape[1] != channels or x.shape[2] < MIN_SIZE or x.shape[3] < MIN_SIZE:
         raise ValueError(
             f"MicroNet expects input of shape (N, {channels}, H, W) with H, W >= {MIN_SIZE}, "

@@ -53,13 +53,13 @@ class ChannelShuffle(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        if c % self.groups:
+        if c % self.groups and not torch.jit.is_tracing():
             raise ValueError(
                 f"ChannelShuffle(groups={self.groups}) needs channels divisible by {self.groups}, "
                 f"got input of shape {tuple(x.shape)}"
             )
-        x = x.view(n, self.groups, c // self.groups, h, w)
-        return x.transpose(1, 2).contiguous().view(n, c, h, w)
+        x = x.reshape(n, self.groups, c // self.groups, h, w)
+        return x.transpose(1, 2).reshape(n, c, h, w)
 
     def permutation(self, channels: int) -> torch.Tensor:
         """Index ``p`` such that ``forward(x) == x[:, p]`` for ``channels`` input channels."""

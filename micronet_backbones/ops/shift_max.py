@@ -87,6 +87,8 @@ def _init_table(init: Sequence[Sequence[float]] | None, num_fusions: int, num_sh
 
 
 def _check_input(module: nn.Module, x: torch.Tensor) -> None:
+    if torch.jit.is_tracing():  # shapes are traced values; the trace is of a valid input
+        return
     if x.dim() != 4 or x.shape[1] != module.channels:
         raise ValueError(
             f"{type(module).__name__} expects input of shape (N, {module.channels}, H, W), "
