@@ -138,8 +138,10 @@ class MicroNet(nn.Module):
         otherwise), ``num_features`` (width of the last block).
 
     ``forward``: (N, 3, H, W), H, W >= 32 -> logits (N, num_classes), or with ``features_only``
-    a list of (N, C_i, ceil-ish(H / s_i), ceil-ish(W / s_i)) maps, one per tap, in increasing
-    stride. Any other input raises ``ValueError``.
+    a list of (N, C_i, ceil(H / s_i), ceil(W / s_i)) maps, one per tap, in increasing stride
+    (every stride-2 layer maps a size n to ceil(n / 2), as in the authors' code; no padding to a
+    multiple of 32 is needed or done). Any other input raises ``ValueError``. A ``features_only``
+    model does not run the stages after its last tap (their parameters then get no gradient).
     """
 
     def __init__(
