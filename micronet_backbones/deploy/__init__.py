@@ -1,0 +1,35 @@
+"""Fast inference for MicroNet: an exact, fused inference form of every model.
+
+Quick use::
+
+    import micronet_backbones as mb
+    from micronet_backbones.deploy import to_inference_form
+
+    model = mb.create_model("micronet_m3", pretrained=True)
+    fast = to_inference_form(model)      # eval-mode outputs, float rounding only
+    logits = fast(images)
+
+Pieces usable on their own (e.g. by an adapter's head built from core Micro-Blocks):
+:func:`fuse_block`, :func:`fuse_stem`. ``tools/export_onnx.py`` exports the inference form to
+ONNX; ``tools/benchmark.py`` measures it.
+"""
+
+from .blocks import FusedBlock, fuse_block, fuse_stem
+from .model import FusedClassifierHead, InferenceMicroNet, to_inference_form
+from .permutation import ChannelPermutation
+from .pointwise import FusedPointwise
+from .separable import MergedSeparableConv
+from .shift_max import FusedShiftMax
+
+__all__ = [
+    "ChannelPermutation",
+    "FusedBlock",
+    "FusedClassifierHead",
+    "FusedPointwise",
+    "FusedShiftMax",
+    "InferenceMicroNet",
+    "MergedSeparableConv",
+    "fuse_block",
+    "fuse_stem",
+    "to_inference_form",
+]

@@ -1,0 +1,102 @@
+"""The inference form of a whole MicroNet: classifier or ``features_only`` backbone."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..model import ClassifierHead, MicroNet, check_image_batch
+from .blocks import fuse_block, fuse_stem
+from .folding import fold_linear_batchnorm
+from .permutation import exporting
+
+__all__ = ["FusedClassifierHead", "InferenceMicroNet", "to_inference_form"]
+
+
+class FusedClassifierHead(nn.Module):
+    """(N, C, H, W) -> (N, num_classes): the core :class:`ClassifierHead`, BatchNorm1d folded
+    into both linear layers, dropout (eval: identity) dropped.
+
+    ReLU6 -> average pool -> h-swish -> fc1 -> h-swish -> fc2 -> h-swish. In eager mode the
+    ReLU6 runs in place on its input (the last block's output, read by nothing else).
+    """
+
+    def __init__(self, head: ClassifierHead) -> None:
+        super().__init__()
+        w1, b1 = fold_linear_batchnorm(head.fc1, head.bn1)
+        w2, b2 = fold_linear_batchnorm(head.fc2, head.bn2)
+        dtype = head.fc1.weight.dtype
+        self.register_buffer("fc1_weight_t", w1.t().contiguous().to(dtype))
+        self.register_buffer("fc1_bias", b1.to(dtype))
+        self.register_buffer("fc2_weight_t", w2.t().contiguous().to(dtype))
+        self.register_buffer("fc2_bias", b2.to(dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if exporting():
+            pooled = torch.clamp(x, 0.0, 6.0).mean((2, 3))
+        else:
+            pooled = x.clamp_(0.0, 6.0).reshape(n, c, h * w).sum(-1).mul_(1.0 / (h * w))
+        hidden = F.hardswish(torch.addmm(self.fc1_bias, F.hardswish(pooled), self.fc1_weight_t))
+        return F.hardswish(torch.addmm(self.fc2_bias, hidden, self.fc2_weight_t))
+
+
+class InferenceMicroNet(nn.Module):
+    """A :class:`~micronet_backbones.model.MicroNet` in inference form (see
+    :func:`to_inference_form`). Same inputs and outputs as the model it was made from:
+    (N, 3, H, W) -> logits (N, num_classes), or with ``features_only`` a list of feature maps
+    described by ``feature_info``. Holds buffers only (no parameters): it is not trainable.
+    """
+
+    def __init__(self, model: MicroNet) -> None:
+        super().__init__()
+        if not isinstance(model, MicroNet):
+            raise TypeError(f"to_inference_form needs a MicroNet, got {type(model).__name__}")
+        self.arch = model.arch
+        self.features_only = model.features_only
+        self.feature_info = model.feature_info
+        self.stage_info = model.stage_info
+        self.num_features = model.num_features
+        self.stem = fuse_stem(model.stem)
+        blocks, stage_ends = [], []
+        for stage in model.stages:
+            blocks.extend(fuse_block(block) for block in stage)
+            stage_ends.append(len(blocks) - 1)
+        if self.features_only:
+            # Blocks after the last tap compute nothing that is returned: dropped.
+            taps = [stage_ends[info.stage] for info in self.feature_info]
+            blocks = blocks[: taps[-1] + 1]
+            self._taps = frozenset(taps)
+            self.head = None
+        else:
+            self._taps = frozenset()
+            self.head = FusedClassifierHead(model.head)
+        self.blocks = nn.Sequential(*blocks)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        check_image_batch(x)
+        x = self.stem(x)
+        if not self.features_only:
+            return self.head(self.blocks(x))
+        features = []
+        for index, block in enumerate(self.blocks):
+            x = block(x)
+            if index in self._taps:
+                features.append(x)
+        return features
+
+
+@torch.no_grad()
+def to_inference_form(model: MicroNet) -> InferenceMicroNet:
+    """The inference form of ``model``: same outputs as ``model.eval()`` (float rounding only).
+
+    BatchNorms are folded into the convolutions and the classifier's linear layers, each
+    k x 1 / 1 x k depthwise pair is one k x k depthwise conv, grouped 1x1 convs are batched
+    matrix products, channel shuffles are folded into weights or written by the op before them,
+    Dynamic Shift-Max uses :class:`~micronet_backbones.deploy.shift_max.FusedShiftMax`, and a
+    ``features_only`` model stops at its last tap. ``model`` itself is left unchanged (its BN
+    running statistics are used whatever its mode).
+    """
+    return InferenceMicroNet(model)

@@ -1,0 +1,88 @@
+"""A k x 1 then 1 x k convolution pair (BatchNorms included) as one k x k convolution."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .folding import SeparablePair, merge_separable
+from .permutation import exporting
+
+__all__ = ["MergedSeparableConv"]
+
+
+class MergedSeparableConv(nn.Module):
+    """(N, I, H, W) -> (N, O, H', W'): ``bn2(conv_1xk(bn1(conv_kx1(x))))`` as one k x k conv.
+
+    Exact, borders included: the 1 x k conv zero-pads the *intermediate* map, whose BN bias the
+    merged kernel would otherwise also count in the padded columns, so the first and last output
+    columns get a per-column correction (an (O, 1, W') map added to the output, built once per
+    input width). With no non-linearity between the two convs (MicroNet's Micro-Factorized
+    depthwise convolution and its stem), this is the same function with one conv instead of two.
+
+    ``output_index`` (optional, (O,)) permutes the output channels; allowed when the merged conv
+    has a single group (any permutation of a dense conv's rows is free), as in the stem.
+
+    Buffers: ``weight`` (O, I / groups, kh, kw), ``bias`` (O,).
+    """
+
+    def __init__(
+        self,
+        first: nn.Conv2d,
+        first_bn: nn.Module,
+        second: nn.Conv2d,
+        second_bn: nn.Module,
+        output_index: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        pair = merge_separable(first, first_bn, second, second_bn)
+        if output_index is not None:
+            if pair.groups != 1:
+                raise ValueError("an output permutation can only be folded into a dense conv")
+            pair = SeparablePair(
+                weight=pair.weight[output_index],
+                bias=pair.bias[output_index],
+                stride=pair.stride,
+                padding=pair.padding,
+                groups=pair.groups,
+                inner_bias=pair.inner_bias[output_index],
+                second_taps=pair.second_taps[output_index],
+            )
+        dtype = first.weight.dtype
+        self.stride = pair.stride
+        self.padding = pair.padding
+        self.groups = pair.groups
+        self.register_buffer("weight", pair.weight.to(dtype))
+        self.register_buffer("bias", pair.bias.to(dtype))
+        self._pair = pair  # float64 copy for the corrections, built on demand
+        self._corrections: dict[tuple[int, torch.dtype, torch.device], torch.Tensor | None] = {}
+
+    def column_correction(self, in_width: int, like: torch.Tensor) -> torch.Tensor | None:
+        """(O, 1, W') correction for inputs ``in_width`` wide (cached), or None if zero."""
+        key = (in_width, like.dtype, like.device)
+        if key not in self._corrections:
+            correction = self._pair.column_correction(in_width)
+            if correction is not None:
+                correction = correction.to(dtype=like.dtype, device=like.device)
+            self._corrections[key] = correction
+        return self._corrections[key]
+
+    def _apply(self, fn, recurse=True):
+        # Moving / casting the module invalidates the cached corrections.
+        self._corrections = {}
+        return super()._apply(fn, recurse)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
+        correction = self.column_correction(x.shape[-1], out)
+        if correction is None:
+            return out
+        return out + correction if exporting() else out.add_(correction)
+
+    def extra_repr(self) -> str:
+        o, i, kh, kw = self.weight.shape
+        return (
+            f"{i * self.groups}, {o}, kernel_size=({kh}, {kw}), stride={self.stride}, "
+            f"padding={self.padding}, groups={self.groups}"
+        )
