@@ -18,7 +18,7 @@ from micronet_backbones.checkpoint import (
     read_checkpoint,
 )
 from micronet_backbones.specs import M0
-from conftest import ARCHS, load_fixture
+from core_fixtures import ARCHS, load_fixture
 
 def _assert_same_state(model, expected_state):
     state = model.state_dict()

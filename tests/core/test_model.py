@@ -10,7 +10,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 import micronet_backbones as mb
 from micronet_backbones import BlockSpec, block_from_spec, load_pretrained
 from micronet_backbones.model import block_module_names
-from conftest import ARCHS, load_fixture
+from core_fixtures import ARCHS, load_fixture
 
 # The fixture README's parameter counts of the authors' models.
 PARAMS = {"m0": 1_019_590, "m1": 1_777_587, "m2": 2_393_876, "m3": 2_622_960}
@@ -53,6 +53,13 @@ def test_feature_taps(arch):
     # each stage ends with the last block at its stride
     for info in model.feature_info:
         assert model.get_submodule(info.module)[-1].out_channels == info.channels
+
+
+def test_feature_sizes_are_ceil_of_input_over_stride():
+    model = mb.create_model("micronet_m3", features_only=True).eval()
+    with torch.no_grad():
+        features = model(torch.randn(1, 3, 33, 47))
+    assert [tuple(f.shape[-2:]) for f in features] == [(9, 12), (5, 6), (3, 3), (2, 2)]
 
 
 def test_selected_strides_and_classifier_mode():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import micronet_backbones as mb
-from conftest import ARCHS, load_fixture, relative_error
+from core_fixtures import ARCHS, load_fixture, relative_error
 from reference_micronet import reference_forward
 
 TOLERANCE = 1e-5
