@@ -1,0 +1,208 @@
+"""MMPose head ``MicroBlockHead``: the paper's Micro-Block keypoint head for top-down heatmaps.
+
+Layout (MicroNet, Li et al., ICCV 2021, human pose estimation)::
+
+    stride-16 feature (N, C_in, H/16, W/16)
+      -> bilinear x2 -> Micro-Block(s) at stride 8          (``stride8_blocks``, paper: one)
+      -> bilinear x2 -> Micro-Blocks at stride 4            (``stride4_blocks``, paper: two)
+      -> 1x1 conv -> (N, K, H/4, W/4) heatmaps, K = ``out_channels`` (64 x 48 for 256 x 192)
+
+The blocks are the core's Micro-Blocks (:func:`micronet_backbones.block_from_spec`), built from
+:class:`micronet_backbones.BlockSpec` rows whose widths are config data. Every Dynamic Shift-Max
+in them uses the spatial attention of Dynamic ReLU (DY-ReLU-C: coefficients modulated per
+position, the core's ``DynamicShiftMax(spatial_attention=True)``), as the paper does for the
+head.
+
+The head owns its loss (default ``KeypointMSELoss`` with target weights) and decoder (e.g.
+``MSRAHeatmap``) and supports MMPose's flip test (``test_cfg=dict(flip_test=True,
+flip_mode='heatmap', shift_heatmap=True)``) exactly like MMPose's ``HeatmapHead``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from mmpose.evaluation.functional import pose_pck_accuracy
+from mmpose.models.heads.base_head import BaseHead
+from mmpose.models.utils.tta import flip_heatmaps
+from mmpose.registry import KEYPOINT_CODECS, MODELS
+from mmpose.utils.tensor_utils import to_numpy
+from torch import nn
+
+from micronet_backbones import BlockSpec, block_from_spec
+from micronet_backbones.ops import DynamicShiftMax
+
+__all__ = ["MicroBlockHead", "build_head_blocks"]
+
+# Fields of a block row that the head fills in itself; everything else comes from the config.
+_BLOCK_DEFAULTS = dict(kind="C", kernel_size=5, activations=(2, 2, 1))
+
+
+def _with_spatial_attention(block: nn.Module) -> nn.Module:
+    """Replace every ``DynamicShiftMax`` of ``block`` by the same one with spatial attention.
+
+    Same channels, groups, J, K, coefficient offsets, range and squeeze width; fresh weights
+    with the core's initialisation. Returns ``block`` (modified in place).
+    """
+    for name, module in list(block.named_modules()):
+        if not isinstance(module, DynamicShiftMax) or module.spatial is not None:
+            continue
+        k, j = module.num_fusions, module.num_shifts
+        spatial = DynamicShiftMax(
+            module.channels,
+            module.groups,
+            num_shifts=j,
+            num_fusions=k,
+            init=module.coefficient_init.view(k, j).tolist(),
+            coefficient_range=module.coefficient_range,
+            squeeze_channels=module.fc1.out_features,
+            spatial_attention=True,
+        )
+        parent_name, _, child = name.rpartition(".")
+        setattr(block.get_submodule(parent_name), child, spatial)
+    return block
+
+
+def build_head_blocks(
+    in_channels: int, rows: Sequence[Mapping], spatial_attention: bool = True
+) -> tuple[nn.Sequential, int]:
+    """Micro-Blocks at stride 1 from config rows; returns (blocks, output channels).
+
+    Each row holds :class:`~micronet_backbones.BlockSpec` fields except ``in_channels`` (the
+    previous block's output) and ``stride`` (1); ``kind`` defaults to "C", ``kernel_size`` to 5
+    and ``activations`` to (2, 2, 1) (Dynamic Shift-Max with K = 2, 2, 1). Lists are accepted
+    for tuple fields (configs hold lists after a round trip).
+    """
+    blocks = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise TypeError(f"head block {index} must be a dict of BlockSpec fields, got {row!r}")
+        fields = {**_BLOCK_DEFAULTS, **row}
+        for reserved in ("in_channels", "stride"):
+            if reserved in row:
+                raise ValueError(f"head block {index}: {reserved!r} is set by the head, not the row")
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+        try:
+            spec = BlockSpec(in_channels=in_channels, stride=1, **fields)
+        except TypeError as error:
+            raise ValueError(f"head block {index} {dict(row)}: {error}") from None
+        block = block_from_spec(spec)
+        blocks.append(_with_spatial_attention(block) if spatial_attention else block)
+        in_channels = spec.out_channels
+    return nn.Sequential(*blocks), in_channels
+
+
+@MODELS.register_module()
+class MicroBlockHead(BaseHead):
+    """Micro-Block top-down heatmap head (see the module docstring for the layout).
+
+    Args:
+        in_channels: channels of the backbone's last (stride-16) feature map.
+        out_channels: number of keypoints K (17 for COCO).
+        stride8_blocks: rows of the Micro-Blocks after the first upsampling (dicts of
+            :class:`~micronet_backbones.BlockSpec` fields, see :func:`build_head_blocks`).
+        stride4_blocks: rows of the Micro-Blocks after the second upsampling.
+        spatial_attention: DY-ReLU-C spatial attention in every Dynamic Shift-Max (paper: on).
+        align_corners: of the bilinear upsampling.
+        loss: keypoint loss config (default ``KeypointMSELoss`` with target weights).
+        decoder: keypoint codec config (e.g. ``MSRAHeatmap``), needed by ``predict``.
+        init_cfg: MMEngine init config. By default the blocks keep the authors'
+            initialisation and the final conv is N(0, 0.001) with zero bias (as ``HeatmapHead``).
+
+    ``forward``: tuple of backbone features (the last one is used, (N, in_channels, h, w)) ->
+    heatmaps (N, out_channels, 4h, 4w).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride8_blocks: Sequence[Mapping],
+        stride4_blocks: Sequence[Mapping],
+        spatial_attention: bool = True,
+        align_corners: bool = False,
+        loss: dict = dict(type="KeypointMSELoss", use_target_weight=True),
+        decoder: dict | None = None,
+        init_cfg: dict | list | None = None,
+    ) -> None:
+        super().__init__(init_cfg)
+        if not stride8_blocks or not stride4_blocks:
+            raise ValueError("MicroBlockHead needs at least one block at stride 8 and at stride 4")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.align_corners = align_corners
+        self.loss_module = MODELS.build(loss)
+        self.decoder = KEYPOINT_CODECS.build(decoder) if decoder is not None else None
+
+        self.stride8, width = build_head_blocks(in_channels, stride8_blocks, spatial_attention)
+        self.stride4, width = build_head_blocks(width, stride4_blocks, spatial_attention)
+        self.final_layer = nn.Conv2d(width, out_channels, kernel_size=1)
+        nn.init.normal_(self.final_layer.weight, 0.0, 0.001)
+        nn.init.zeros_(self.final_layer.bias)
+
+    def _upsample(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=self.align_corners)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+        x = feats[-1]
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"MicroBlockHead expects a last feature of shape (N, {self.in_channels}, h, w), "
+                f"got {tuple(x.shape)}"
+            )
+        x = self.stride8(self._upsample(x))
+        x = self.stride4(self._upsample(x))
+        return self.final_layer(x)
+
+    def predict(self, feats, batch_data_samples, test_cfg: Mapping = {}):
+        """Decode keypoints, with MMPose's flip test when ``test_cfg['flip_test']``.
+
+        Returns one ``InstanceData`` per sample with ``keypoints`` (num_instances, K, 2) and
+        ``keypoint_scores`` (num_instances, K) in the input-image frame after the data
+        pipeline's inverse transform; heatmaps too with ``test_cfg['output_heatmaps']``.
+        """
+        if test_cfg.get("flip_test", False):
+            # TTA: feats = [features of the images, features of the flipped images]
+            if not (isinstance(feats, list) and len(feats) == 2):
+                raise ValueError("flip test expects [features, flipped features]")
+            flip_indices = batch_data_samples[0].metainfo["flip_indices"]
+            heatmaps = self.forward(feats[0])
+            heatmaps_flip = flip_heatmaps(
+                self.forward(feats[1]),
+                flip_mode=test_cfg.get("flip_mode", "heatmap"),
+                flip_indices=flip_indices,
+                shift_heatmap=test_cfg.get("shift_heatmap", False),
+            )
+            batch_heatmaps = (heatmaps + heatmaps_flip) * 0.5
+        else:
+            batch_heatmaps = self.forward(feats)
+
+        preds = self.decode(batch_heatmaps)
+        if test_cfg.get("output_heatmaps", False):
+            pred_fields = [PixelData(heatmaps=hm) for hm in batch_heatmaps.detach()]
+            return preds, pred_fields
+        return preds
+
+    def loss(self, feats, batch_data_samples, train_cfg: Mapping = {}) -> dict:
+        """MSE between predicted and target heatmaps, weighted per keypoint; + PCK accuracy."""
+        pred = self.forward(feats)
+        gt_heatmaps = torch.stack([d.gt_fields.heatmaps for d in batch_data_samples])
+        keypoint_weights = torch.cat(
+            [d.gt_instance_labels.keypoint_weights for d in batch_data_samples]
+        )
+        losses = dict()
+        loss = self.loss_module(pred, gt_heatmaps, keypoint_weights)
+        if isinstance(loss, dict):
+            losses.update(loss)
+        else:
+            losses.update(loss_kpt=loss)
+        _, avg_acc, _ = pose_pck_accuracy(
+            output=to_numpy(pred),
+            target=to_numpy(gt_heatmaps),
+            mask=to_numpy(keypoint_weights) > 0,
+        )
+        losses.update(acc_pose=torch.tensor(avg_acc, device=gt_heatmaps.device))
+        return losses
