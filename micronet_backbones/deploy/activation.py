@@ -22,6 +22,10 @@ class FusedReLU6(nn.Module):
         self.output = output
         self.inplace = inplace
 
+    def absorb_input_permutation(self, index: torch.Tensor) -> torch.Tensor:
+        """ReLU6 commutes with any channel permutation: returns ``index`` unchanged."""
+        return index
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.output is not None:
             return self.output.write(torch.clamp, x, shape=x.shape, min=0.0, max=6.0)

@@ -6,10 +6,10 @@ A block's layers (in the order of its ``forward``, see :mod:`micronet_backbones.
 * ``MicroFactorizedDepthwise`` (k x 1, BN, 1 x k, BN) -> :class:`MergedSeparableConv` (one k x k)
 * ``DynamicShiftMax``                          -> :class:`FusedShiftMax`
 * ``nn.ReLU6``                                 -> :class:`FusedReLU6`
-* ``ChannelShuffle``s                          -> composed into one permutation, written by the
-  activation before it (no extra pass), or by the residual addition at the end of the block;
-  a permutation that cannot be cancelled (2 of 3 compose to the identity in some blocks) or
-  written that way is one copy.
+* ``ChannelShuffle``s                          -> composed into one permutation (some compose to
+  the identity), carried through the channelwise ops after it (their weights permuted instead)
+  and written by the last activation before the next 1x1 conv (no extra pass) or by the
+  residual addition; only a permutation that nothing can write is one copy.
 * ``nn.Identity`` / empty ``nn.Sequential``    -> nothing.
 """
 
@@ -77,25 +77,48 @@ def _layers_in_order(block: nn.Module) -> list[nn.Module]:
     return layers
 
 
+def _fused_layer(module: nn.Module, after_another: bool) -> nn.Module:
+    """The fused op for one core layer (``after_another``: it reads a previous op's output)."""
+    if isinstance(module, GroupedPointwise):
+        return FusedPointwise(module.conv, module.bn)
+    if isinstance(module, MicroFactorizedDepthwise):
+        return MergedSeparableConv(module.conv_kx1, module.bn_kx1, module.conv_1xk, module.bn_1xk)
+    if isinstance(module, DynamicShiftMax):
+        return FusedShiftMax(module)
+    if isinstance(module, nn.ReLU6):
+        return FusedReLU6(inplace=after_another)
+    raise TypeError(f"no inference form for layer {type(module).__name__}")
+
+
+def _out_channels(op: nn.Module, channels: int) -> int:
+    if isinstance(op, FusedPointwise):
+        return op.out_channels
+    if isinstance(op, MergedSeparableConv):
+        return op.weight.shape[0]
+    return channels
+
+
 def fuse_block(block: nn.Module) -> FusedBlock:
-    """The inference form of a core Micro-Block (A, B or C); exact, eval-mode semantics."""
+    """The inference form of a core Micro-Block (A, B or C); exact, eval-mode semantics.
+
+    Channel shuffles are composed and carried forward through the channelwise ops that follow
+    them (ReLU6, depthwise conv, Shift-Max: their weights are permuted instead), until the next
+    grouped 1x1 conv or the end of the block; there the permutation is written by the last
+    activation (or the residual addition), or copied if nothing can write it.
+    """
     layers: list[nn.Module] = []
-    pending: torch.Tensor | None = None  # composed permutation not yet applied: y = x[pending]
+    pending: torch.Tensor | None = None  # y = x[:, pending] still to be applied to the output
     channels = block.in_channels
 
     def flush() -> None:
         nonlocal pending
-        if pending is None:
-            return
-        permutation = ChannelPermutation.identity_or_none(pending)
+        permutation = None if pending is None else ChannelPermutation.identity_or_none(pending)
         pending = None
         if permutation is None:
             return
         last = layers[-1] if layers else None
         if isinstance(last, (FusedReLU6, FusedShiftMax)) and last.output is None:
             last.output = permutation
-            if isinstance(last, FusedReLU6):
-                last.inplace = False
         else:
             layers.append(permutation)
 
@@ -106,21 +129,16 @@ def fuse_block(block: nn.Module) -> FusedBlock:
             continue
         if isinstance(module, nn.Identity):
             continue
-        flush()
-        if isinstance(module, GroupedPointwise):
-            layers.append(FusedPointwise(module.conv, module.bn))
-            channels = module.conv.out_channels
-        elif isinstance(module, MicroFactorizedDepthwise):
-            layers.append(
-                MergedSeparableConv(module.conv_kx1, module.bn_kx1, module.conv_1xk, module.bn_1xk)
-            )
-            channels = module.out_channels
-        elif isinstance(module, DynamicShiftMax):
-            layers.append(FusedShiftMax(module))
-        elif isinstance(module, nn.ReLU6):
-            layers.append(FusedReLU6(inplace=bool(layers)))
+        op = _fused_layer(module, after_another=bool(layers))
+        channelwise = isinstance(op, (FusedReLU6, FusedShiftMax)) or (
+            isinstance(op, MergedSeparableConv) and op.weight.shape[1] == 1
+        )
+        if pending is not None and channelwise:
+            pending = op.absorb_input_permutation(pending)
         else:
-            raise TypeError(f"no inference form for layer {type(module).__name__} in {block}")
+            flush()
+        layers.append(op)
+        channels = _out_channels(op, channels)
 
     residual = bool(block.use_residual)
     output = None

@@ -73,6 +73,36 @@ class MergedSeparableConv(nn.Module):
         self._corrections = {}
         return super()._apply(fn, recurse)
 
+    def absorb_input_permutation(self, index: torch.Tensor) -> torch.Tensor:
+        """Make ``self(x[:, index]) == self'(x)[:, returned]`` by permuting the weights.
+
+        Only for a depthwise conv (one group per input channel, m outputs each): output ``o``
+        then reads input ``index[o // m]``, which the new conv keeps at output
+        ``index[o // m] * m + o % m``; the returned index puts the outputs back in order.
+        """
+        out_channels = self.weight.shape[0]
+        if self.weight.shape[1] != 1 or index.numel() != self.groups:
+            raise ValueError("only a depthwise conv absorbs an input permutation")
+        m = out_channels // self.groups
+        o = torch.arange(out_channels)
+        moved = index[o // m] * m + o % m  # new position of each output
+        inverse = torch.empty_like(moved)
+        inverse[moved] = o
+        pair = self._pair
+        self._pair = SeparablePair(
+            weight=pair.weight[inverse],
+            bias=pair.bias[inverse],
+            stride=pair.stride,
+            padding=pair.padding,
+            groups=pair.groups,
+            inner_bias=pair.inner_bias[inverse],
+            second_taps=pair.second_taps[inverse],
+        )
+        self.weight = self.weight[inverse]
+        self.bias = self.bias[inverse]
+        self._corrections = {}
+        return moved
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
         correction = self.column_correction(x.shape[-1], out)

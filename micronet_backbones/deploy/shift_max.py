@@ -62,6 +62,22 @@ class FusedShiftMax(nn.Module):
         )
         self.output = output
 
+    def absorb_input_permutation(self, index: torch.Tensor) -> torch.Tensor:
+        """Make ``self(x[:, index]) == self'(x)[:, index]``: the hyper-function's weights and
+        the shift indices are permuted instead of the activations. Returns ``index``."""
+        if self.output is not None:
+            raise RuntimeError("absorb input permutations before setting the output one")
+        c = self.channels
+        inverse = torch.empty_like(index)
+        inverse[index] = torch.arange(c)
+        self.fc1_weight_t = self.fc1_weight_t[inverse]
+        blocks = self.num_fusions * self.num_shifts
+        self.fc2_weight_t = self.fc2_weight_t.view(-1, blocks, c)[:, :, inverse].reshape(-1, blocks * c)
+        for name in ("fc2_bias", "low", "high"):
+            setattr(self, name, getattr(self, name).view(blocks, c)[:, inverse].reshape(-1))
+        self.shift_index = index[self.shift_index[:, inverse]]
+        return index
+
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, K, J, C, 1, 1)."""
         n, c, h, w = x.shape
