@@ -104,7 +104,10 @@ class ChannelPermutation(nn.Module):
         return x.reshape(n, *self.dims, h * w).permute(permute).reshape(n, c, h, w)
 
     def split(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, ...) -> (N, *dims, rest): the source tensor viewed along the permutation's axes."""
+        """(N, C, ...) -> (N, *dims, rest): the source tensor viewed along the permutation's axes
+        ((N, 1, ...) -> (N, 1, ..., 1, rest) for a tensor broadcast over the channels)."""
+        if x.shape[1] == 1 and self.channels != 1:
+            return x.reshape(x.shape[0], *(1 for _ in self.dims), -1)
         return x.reshape(x.shape[0], *self.dims, -1)
 
     def view_of_output(self, y: torch.Tensor) -> torch.Tensor:

@@ -34,8 +34,13 @@ class FusedShiftMax(nn.Module):
     """(N, C, H, W) -> (N, C, H, W): a :class:`DynamicShiftMax`, optionally followed by a
     channel permutation ``output`` (applied to the result at no extra pass when possible).
 
+    With the core's optional spatial attention (DY-ReLU-C), the result is multiplied by
+    ``pi = min(gamma * H * W * softmax_hw(spatial(x) / tau), 1)``, (N, 1, H, W); that product
+    then writes the permuted output.
+
     Buffers: ``fc1_weight_t`` (C, S), ``fc1_bias`` (S,), ``fc2_weight_t`` (S, K*J*C),
-    ``fc2_bias``, ``low``, ``high`` (K*J*C,), ``shift_index`` (J - 1, C).
+    ``fc2_bias``, ``low``, ``high`` (K*J*C,), ``shift_index`` (J - 1, C); with spatial
+    attention ``spatial_weight`` (1, C) and ``spatial_bias`` (1, 1), both divided by tau.
     """
 
     def __init__(self, module: DynamicShiftMax, output: ChannelPermutation | None = None) -> None:
@@ -60,6 +65,15 @@ class FusedShiftMax(nn.Module):
         self.register_buffer(
             "shift_index", torch.stack(shifts) if shifts else torch.zeros(0, c, dtype=torch.long)
         )
+        spatial = getattr(module, "spatial", None)
+        self.spatial_attention = spatial is not None
+        if self.spatial_attention:
+            tau = module.spatial_temperature
+            self.spatial_gamma = module.spatial_gamma
+            weight = spatial.weight.detach().double().view(1, c) / tau
+            bias = spatial.bias.detach().double().view(1, 1) / tau
+            self.register_buffer("spatial_weight", weight.to(dtype))
+            self.register_buffer("spatial_bias", bias.to(dtype))
         self.output = output
 
     def absorb_input_permutation(self, index: torch.Tensor) -> torch.Tensor:
@@ -76,7 +90,16 @@ class FusedShiftMax(nn.Module):
         for name in ("fc2_bias", "low", "high"):
             setattr(self, name, getattr(self, name).view(blocks, c)[:, inverse].reshape(-1))
         self.shift_index = index[self.shift_index[:, inverse]]
+        if self.spatial_attention:
+            self.spatial_weight = self.spatial_weight[:, inverse]
         return index
+
+    def spatial_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """DY-ReLU-C's spatial attention pi: (N, C, H, W) -> (N, 1, H, W)."""
+        n, c, h, w = x.shape
+        logits = torch.matmul(self.spatial_weight, x.reshape(n, c, h * w)) + self.spatial_bias
+        pi = torch.softmax(logits, dim=-1) * (self.spatial_gamma * h * w)
+        return pi.clamp(max=1.0).view(n, 1, h, w)
 
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, K, J, C, 1, 1)."""
@@ -97,18 +120,16 @@ class FusedShiftMax(nn.Module):
         a = self.coefficients(x)
         k, j = self.num_fusions, self.num_shifts
         shifted = [x.index_select(1, self.shift_index[s]) for s in range(j - 1)]
+        # The last op (op, *operands) is run by _finish, which also writes the permutation.
         if k == 1:
-            # y = a0 * x + sum_s a_s * shift_s(x); the last term writes the (permuted) result.
+            # y = a0 * x + sum_s a_s * shift_s(x)
             fused = x * a[:, 0, 0]
             if j == 1:
-                return fused if self.output is None else self.output(fused)
+                return self._finish(None, fused, x)
             for s in range(j - 2):
                 fused = torch.addcmul(fused, shifted[s], a[:, 0, s + 1])
-            last = (fused, shifted[-1], a[:, 0, j - 1])
-            if self.output is None:
-                return torch.addcmul(*last)
-            return self.output.write(torch.addcmul, *last, shape=x.shape)
-        # K fusions at once: (N, K, C, H, W).
+            return self._finish(torch.addcmul, (fused, shifted[-1], a[:, 0, j - 1]), x)
+        # K fusions at once: (N, K, C, H, W), then the max over K.
         fused = x.unsqueeze(1) * a[:, :, 0]
         for s in range(j - 1):
             if exporting():
@@ -118,9 +139,19 @@ class FusedShiftMax(nn.Module):
         out = fused[:, 0]
         for f in range(1, k - 1):
             out = torch.maximum(out, fused[:, f])
+        return self._finish(torch.maximum, (out, fused[:, k - 1]), x)
+
+    def _finish(self, op, operands, x: torch.Tensor) -> torch.Tensor:
+        """Run the last op (``operands`` alone when ``op`` is None), times the spatial
+        attention if any, written in the order of the output permutation."""
+        if self.spatial_attention:
+            result = operands if op is None else op(*operands)
+            op, operands = torch.mul, (result, self.spatial_weights(x))
+        if op is None:
+            return operands if self.output is None else self.output(operands)
         if self.output is None:
-            return torch.maximum(out, fused[:, k - 1])
-        return self.output.write(torch.maximum, out, fused[:, k - 1], shape=x.shape)
+            return op(*operands)
+        return self.output.write(op, *operands, shape=x.shape)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, K={self.num_fusions}, J={self.num_shifts}"
