@@ -33,13 +33,19 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from micronet_backbones import create_model, list_models, load_pretrained
+try:
+    import micronet_backbones  # noqa: F401
+except ImportError:  # a checkout that is not pip-installed: use the package beside tools/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from micronet_backbones import create_model, get_spec, list_models, load_pretrained
 from micronet_backbones.imagenet import (
     RECIPES,
     SmoothedCrossEntropy,
@@ -70,6 +76,12 @@ def _per_arch(field: str) -> str:
     return ", ".join(f"{value} for {'/'.join(archs)}" for value, archs in values.items())
 
 
+def _dropouts() -> str:
+    """'0.05 for M0, ...' from the core's specs, for the help text."""
+    return ", ".join(f"{get_spec(name).dropout:g} for {name.replace('micronet_', '').upper()}"
+                     for name in list_models())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train_imagenet.py",
@@ -93,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = parser.add_argument_group("model")
     model.add_argument("--arch", required=True, choices=list_models(),
-                       help="architecture; its dropout is the authors' (M0/M1 0.05, M2/M3 0.1) "
+                       help=f"architecture, with the authors' classifier dropout ({_dropouts()}) "
                             "(required)")
     model.add_argument("--weights", type=Path, default=None,
                        help="checkpoint (ours or the authors') to evaluate with --eval-only, or to "
@@ -157,7 +169,7 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
         args.weight_decay = recipe.weight_decay
     if args.warmup_epochs is None:
         args.warmup_epochs = recipe.warmup_epochs
-    if args.lr is None:
+    if args.lr is None and args.batch_size > 0:
         args.lr = scaled_lr(recipe, args.batch_size)
     if args.output_dir is None:
         args.output_dir = Path("runs") / "imagenet" / args.arch
@@ -169,7 +181,7 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
     for name in ("workers", "warmup_epochs", "mixup_ramp_epochs", "mixup", "weight_decay", "momentum"):
         if getattr(args, name) < 0:
             problems.append(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if args.lr <= 0:
+    if args.lr is not None and args.lr <= 0:
         problems.append(f"--lr must be positive, got {args.lr}")
     if args.val_resize < args.input_size:
         problems.append(f"--val-resize ({args.val_resize}) is smaller than --input-size ({args.input_size})")

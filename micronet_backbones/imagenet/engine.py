@@ -97,7 +97,7 @@ def train_one_epoch(
             )
         steps += 1
         if progress.wants_numbers():
-            loss_value = float(loss)
+            loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 raise FloatingPointError(
                     f"training loss is {loss_value} at iteration {first_iteration + step} "
