@@ -97,11 +97,11 @@ class ChannelPermutation(nn.Module):
         return ChannelPermutation(index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
+        _, c, h, w = x.shape
         if self.dims is None:
             return x.index_select(1, self.index)
         permute = (0, *(1 + k for k in self.order), len(self.order) + 1)
-        return x.reshape(n, *self.dims, h * w).permute(permute).reshape(n, c, h, w)
+        return x.reshape(-1, *self.dims, h * w).permute(permute).reshape(-1, c, h, w)
 
     def split(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, ...) -> (N, *dims, rest): the source tensor viewed along the permutation's axes

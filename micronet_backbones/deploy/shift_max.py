@@ -96,10 +96,10 @@ class FusedShiftMax(nn.Module):
 
     def spatial_weights(self, x: torch.Tensor) -> torch.Tensor:
         """DY-ReLU-C's spatial attention pi: (N, C, H, W) -> (N, 1, H, W)."""
-        n, c, h, w = x.shape
-        logits = torch.matmul(self.spatial_weight, x.reshape(n, c, h * w)) + self.spatial_bias
+        _, c, h, w = x.shape
+        logits = torch.matmul(self.spatial_weight, x.reshape(-1, c, h * w)) + self.spatial_bias
         pi = torch.softmax(logits, dim=-1) * (self.spatial_gamma * h * w)
-        return pi.clamp(max=1.0).view(n, 1, h, w)
+        return pi.clamp(max=1.0).view(-1, 1, h, w)
 
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, K, J, C, 1, 1)."""
@@ -114,7 +114,7 @@ class FusedShiftMax(nn.Module):
             hidden = torch.addmm(self.fc1_bias, pooled, self.fc1_weight_t, alpha=1.0 / (h * w))
             a = torch.addmm(self.fc2_bias, hidden.relu_(), self.fc2_weight_t)
             a = torch.clamp(a, self.low, self.high)
-        return a.view(n, self.num_fusions, self.num_shifts, c, 1, 1)
+        return a.view(-1, self.num_fusions, self.num_shifts, c, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.coefficients(x)

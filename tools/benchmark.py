@@ -1,0 +1,318 @@
+#!/usr/bin/env python
+"""CPU latency of MicroNet (as built and in inference form) against MobileNetV3-Small.
+
+One process, fixed threads (``--threads``, default 1) for PyTorch and onnxruntime
+(intra-op = threads, inter-op = 1). Every model runs in eager PyTorch and in onnxruntime
+(exported with ``micronet_backbones.deploy.onnx_export``, checked at export); after a warm-up,
+all (model, runtime) pairs are timed round-robin, one call each per round, so a change of
+machine load hits all of them alike; the figure is the median over ``--runs`` rounds (>= 50).
+Batch 1, random weights, random inputs:
+
+* classification at 224 x 224: MicroNet-M0 ... M3, and torchvision's MobileNetV3-Small x0.5
+  and x1.0 (the reference: every ratio is to MobileNetV3-Small x0.5 in the same runtime);
+* pose at 256 x 192: the M2 and M3 top-down models of ``configs/pose`` (MicroNet backbone at
+  output stride 16 + Micro-Block head), when MMPose is installed;
+* training: forward + backward of MicroNet-M3 at batch 32 (``--train-runs`` rounds) with the
+  core's Dynamic Shift-Max and with a straightforward index-gather Dynamic Shift-Max.
+
+MAdds are fvcore's count (one multiply-add = one "flop") of the model as built. Prints a table
+(and the machine load), writes a PNG plot of latency against MAdds (``--plot``)::
+
+    python tools/benchmark.py [--threads 1] [--runs 50] [--plot output/benchmark.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import micronet_backbones as mb  # noqa: E402
+from micronet_backbones.deploy import to_inference_form  # noqa: E402
+from micronet_backbones.deploy.onnx_export import export_onnx, onnxruntime_session  # noqa: E402
+from micronet_backbones.ops import DynamicShiftMax  # noqa: E402
+
+REFERENCE = "mobilenet_v3_small x0.5"
+POSE_CONFIGS = {
+    "micronet_m2": "configs/pose/micronet-m2_8xb32-250e_coco-256x192.py",
+    "micronet_m3": "configs/pose/micronet-m3_8xb32-250e_coco-256x192.py",
+}
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Entry:
+    """One model to time: its eager module and (after export) its onnxruntime session."""
+
+    name: str
+    family: str  # "micronet", "micronet fused", "mobilenet", "pose", "pose fused"
+    module: nn.Module
+    input_shape: tuple[int, int, int, int]
+    madds: float = 0.0
+    session: object = None
+    input_name: str = "images"
+    times: dict[str, list[float]] = field(default_factory=lambda: {"eager": [], "onnxruntime": []})
+
+
+def fvcore_madds(module: nn.Module, input_shape) -> float:
+    """fvcore's multiply-add count of ``module`` on one input of ``input_shape``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fvcore.nn import FlopCountAnalysis
+
+        logging.getLogger("fvcore").setLevel(logging.ERROR)
+        analysis = FlopCountAnalysis(module, torch.zeros(input_shape))
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        return float(analysis.total())
+
+
+def classification_entries(names: list[str]) -> list[Entry]:
+    import torchvision
+
+    entries = []
+    for name in names:
+        model = mb.create_model(name).eval()
+        madds = fvcore_madds(model, (1, 3, 224, 224))
+        short = name.removeprefix("micronet_").upper()
+        entries.append(Entry(f"MicroNet-{short}", "micronet", model, (1, 3, 224, 224), madds))
+        entries.append(Entry(f"MicroNet-{short} fused", "micronet fused", to_inference_form(model),
+                             (1, 3, 224, 224), madds))
+    for width in (0.5, 1.0):
+        model = torchvision.models.mobilenet_v3_small(width_mult=width).eval()
+        entries.append(Entry(f"mobilenet_v3_small x{width}", "mobilenet", model, (1, 3, 224, 224),
+                             fvcore_madds(model, (1, 3, 224, 224))))
+    return entries
+
+
+def pose_entries(names: list[str]) -> tuple[list[Entry], str]:
+    """Pose models (original and fused) of ``configs/pose``, or ([], why not)."""
+    try:
+        from export_onnx import build_pose  # tools/export_onnx.py
+    except ImportError as error:  # MMPose missing
+        return [], f"pose models skipped: {error}"
+    entries = []
+    for name in names:
+        config = str(REPO / POSE_CONFIGS[name])
+        short = name.removeprefix("micronet_").upper()
+        original = build_pose(config, None, fused=False)
+        fused = build_pose(config, None, fused=True)
+        madds = fvcore_madds(original.module, original.input_shape)
+        entries.append(Entry(f"Pose-{short}", "pose", original.module, original.input_shape, madds))
+        entries.append(Entry(f"Pose-{short} fused", "pose fused", fused.module, fused.input_shape,
+                             madds))
+    return entries, ""
+
+
+def export_all(entries: list[Entry], folder: Path, threads: int) -> None:
+    for index, entry in enumerate(entries):
+        path = folder / f"model{index}.onnx"
+        export_onnx(entry.module, path, entry.input_shape, output_names=None,
+                    check_batch_sizes=(1,))
+        entry.session = onnxruntime_session(path, threads)
+        entry.input_name = entry.session.get_inputs()[0].name
+
+
+def time_all(entries: list[Entry], runs: int, warmup: int) -> None:
+    """Warm-up, then ``runs`` rounds of one timed call per (entry, runtime)."""
+    inputs = {e.name: torch.randn(e.input_shape) for e in entries}
+    calls = []
+    for e in entries:
+        x = inputs[e.name]
+        feed = {e.input_name: x.numpy()}
+        calls.append((e, "eager", lambda m=e.module, x=x: m(x)))
+        calls.append((e, "onnxruntime", lambda s=e.session, f=feed: s.run(None, f)))
+    with torch.inference_mode():
+        for _, _, call in calls:
+            for _ in range(warmup):
+                call()
+        for _ in range(runs):
+            for entry, runtime, call in calls:
+                start = time.perf_counter()
+                call()
+                entry.times[runtime].append(time.perf_counter() - start)
+
+
+def median_ms(entry: Entry, runtime: str) -> float:
+    return statistics.median(entry.times[runtime]) * 1e3
+
+
+def table(entries: list[Entry]) -> str:
+    reference = next(e for e in entries if e.name == REFERENCE)
+    ref = {rt: median_ms(reference, rt) for rt in ("eager", "onnxruntime")}
+    lines = [
+        f"| model | input | MAdds | eager ms | eager ratio | onnxruntime ms | onnxruntime ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for e in entries:
+        cells = [e.name, f"{e.input_shape[2]}x{e.input_shape[3]}", f"{e.madds / 1e6:.1f}M"]
+        for rt in ("eager", "onnxruntime"):
+            ms = median_ms(e, rt)
+            cells += [f"{ms:.2f}", f"{ms / ref[rt]:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(entries: list[Entry], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = {"micronet": ("o", "tab:blue"), "micronet fused": ("s", "tab:green"),
+              "mobilenet": ("^", "tab:red"), "pose": ("D", "tab:purple"),
+              "pose fused": ("P", "tab:olive")}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for ax, runtime in zip(axes, ("eager", "onnxruntime")):
+        for family, (marker, color) in styles.items():
+            chosen = [e for e in entries if e.family == family]
+            if not chosen:
+                continue
+            ax.scatter([e.madds / 1e6 for e in chosen], [median_ms(e, runtime) for e in chosen],
+                       marker=marker, color=color, label=family)
+            for e in chosen:
+                ax.annotate(e.name, (e.madds / 1e6, median_ms(e, runtime)), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("MAdds (millions, fvcore)")
+        ax.set_ylabel("latency (ms, median, batch 1)")
+        ax.set_title(f"{runtime}, {torch.get_num_threads()} thread(s)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+class IndexGatherShiftMax(nn.Module):
+    """Baseline for the training benchmark: the same Dynamic Shift-Max (same parameters) with
+    its shifts as index gathers ``x[:, index]`` and one product per term, as written plainly."""
+
+    def __init__(self, module: DynamicShiftMax) -> None:
+        super().__init__()
+        self.inner = module
+        c, g = module.channels, module.groups
+        shifts = [mb.ops.group_shift(torch.arange(c).view(1, c, 1, 1), g, j).flatten()
+                  for j in range(module.num_shifts)]
+        self.register_buffer("index", torch.stack(shifts))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.inner.coefficients(x)[..., None, None]  # (N, K, J, C, 1, 1)
+        out = None
+        for k in range(a.shape[1]):
+            fused = sum(x[:, self.index[j]] * a[:, k, j] for j in range(a.shape[2]))
+            out = fused if out is None else torch.maximum(out, fused)
+        return out
+
+
+def with_index_gather(model: nn.Module) -> nn.Module:
+    for name, module in list(model.named_modules()):
+        if isinstance(module, DynamicShiftMax):
+            if module.spatial is not None:
+                raise TypeError("the baseline has no spatial attention")
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, IndexGatherShiftMax(module))
+    return model
+
+
+def time_training(runs: int, batch: int = 32) -> list[tuple[str, float]]:
+    """Median forward + backward seconds of MicroNet-M3 at ``batch`` (core vs index gather)."""
+    torch.manual_seed(0)
+    core = mb.create_model("micronet_m3").train()
+    gather = with_index_gather(mb.create_model("micronet_m3").train())
+    gather.load_state_dict(core.state_dict())
+    x = torch.randn(batch, 3, 224, 224)
+    target = torch.randint(0, 1000, (batch,))
+    results = {"core Dynamic Shift-Max": [], "index-gather Dynamic Shift-Max": []}
+    models = {"core Dynamic Shift-Max": core, "index-gather Dynamic Shift-Max": gather}
+
+    def step(model):
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), target).backward()
+
+    for model in models.values():
+        step(model)  # warm-up
+    for _ in range(runs):
+        for name, model in models.items():
+            start = time.perf_counter()
+            step(model)
+            results[name].append(time.perf_counter() - start)
+    return [(name, statistics.median(t)) for name, t in results.items()]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=50, help="timed rounds (median; >= 50)")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--models", nargs="*", default=mb.list_models())
+    parser.add_argument("--no-pose", action="store_true", help="skip the pose models")
+    parser.add_argument("--train-runs", type=int, default=10,
+                        help="rounds of the M3 training step (0: skip)")
+    parser.add_argument("--plot", default="output/benchmark.png")
+    parser.add_argument("--allow-few-runs", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.runs < 50 and not args.allow_few_runs:
+        print("error: --runs must be at least 50", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    import onnxruntime
+
+    load_before = os.getloadavg()
+    entries = classification_entries(args.models)
+    note = "pose models skipped (--no-pose)"
+    if not args.no_pose:
+        pose, note = pose_entries([m for m in args.models if m in POSE_CONFIGS])
+        entries += pose
+    with tempfile.TemporaryDirectory() as folder:
+        export_all(entries, Path(folder), args.threads)
+        time_all(entries, args.runs, args.warmup)
+    training = time_training(args.train_runs) if args.train_runs > 0 else []
+    load_after = os.getloadavg()
+
+    print(f"# MicroNet CPU benchmark: batch 1, {args.threads} thread(s), median of {args.runs} "
+          f"round-robin runs after {args.warmup} warm-up calls")
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; torch "
+          f"{torch.__version__}, onnxruntime {onnxruntime.__version__}; load average (1/5/15 min) "
+          f"before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, after "
+          f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}")
+    if note:
+        print(f"# {note}")
+    print(table(entries))
+    if training:
+        baseline = training[1][1]
+        print(f"\n# training step of MicroNet-M3, batch 32, 224x224, forward + backward, median "
+              f"of {args.train_runs}")
+        print("| Dynamic Shift-Max | seconds | ratio to index gather |")
+        print("| --- | ---: | ---: |")
+        for name, seconds in training:
+            print(f"| {name} | {seconds:.3f} | {seconds / baseline:.2f} |")
+    if args.plot:
+        plot(entries, Path(args.plot))
+        print(f"\nplot: {args.plot}")
+    print(f"total time {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
