@@ -235,6 +235,11 @@ def run_eval_only(args, context) -> dict:
 
 
 def run_training(args, context) -> dict:
+    if args.resume is None and (args.output_dir / "last.pth").exists():
+        raise SystemExit(
+            f"train_imagenet.py: error: {args.output_dir} already holds a run; continue it with "
+            f"--resume {args.output_dir / 'last.pth'} or pick another --output-dir"
+        )
     train_set = image_folder(args.data, "train", train_transform(args.input_size))
     val_set = image_folder(args.data, "val", val_transform(args.input_size, args.val_resize))
     check_same_classes(train_set, val_set)
@@ -303,6 +308,8 @@ def run_training(args, context) -> dict:
         f"{args.epochs} epochs; label smoothing {args.label_smoothing:g}, mixup {args.mixup:g}")
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
+    if args.resume is None and context.is_main:
+        (args.output_dir / "log.jsonl").unlink(missing_ok=True)  # a run that never finished an epoch
     metrics = {}
     for epoch in range(start_epoch, args.epochs):
         started = time.time()

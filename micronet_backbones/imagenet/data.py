@@ -62,7 +62,6 @@ def train_loader(
         num_workers=workers,
         pin_memory=context.device.type == "cuda",
         drop_last=True,
-        persistent_workers=workers > 0,
     )
 
 
