@@ -287,9 +287,13 @@ def run_training(args, context) -> dict:
             )
         load_pretrained(model, state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:  # empty when the run was on CPU (no mixed precision)
+            scaler.load_state_dict(state["scaler"])
         log(context, f"resumed {args.resume}: {start_epoch} epochs done, continuing at epoch "
                      f"{start_epoch + 1} of {args.epochs}")
+        if state["scheduler"] != schedule.state_dict():
+            log(context, f"note: the learning-rate schedule is now {schedule.state_dict()}; the "
+                         f"checkpoint's run had {state['scheduler']}")
 
     if context.distributed:
         device_ids = [context.local_rank] if context.device.type == "cuda" else None
