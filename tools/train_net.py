@@ -97,8 +97,8 @@ def register_datasets(entries) -> None:
         register_coco_instances(name, {}, json_file, image_dir)
 
 
-def setup(args):
-    """The config: Detectron2's defaults + ``MODEL.MICRONET``, the file, then the overrides."""
+def build_config(args):
+    """The frozen config: Detectron2's defaults + ``MODEL.MICRONET``, the file, the overrides."""
     cfg = get_cfg()
     add_micronet_config(cfg)
     if args.config_file:
@@ -110,6 +110,12 @@ def setup(args):
             "add `MODEL.DEVICE cpu` to the command line to run on the CPU"
         )
     cfg.freeze()
+    return cfg
+
+
+def setup(args):
+    """``build_config``, then Detectron2's ``default_setup`` (logging, seeding, config dump)."""
+    cfg = build_config(args)
     default_setup(cfg, args)
     return cfg
 
