@@ -48,7 +48,7 @@ step "common dependencies"
 pip_install -q \
   "fvcore==0.1.5.post20221221" "iopath>=0.1.7,<0.1.10" pycocotools \
   onnx onnxruntime pytest \
-  opencv-python-headless scipy six json-tricks munkres shapely terminaltables matplotlib \
+  opencv-python scipy six json-tricks munkres shapely terminaltables matplotlib \
   "mmengine==0.10.7" addict yapf pyyaml packaging rich termcolor
 
 step "xtcocotools 1.14.3 built against the installed NumPy"
