@@ -83,17 +83,23 @@ class SeparablePair:
 
         Output column j reads intermediate columns ``j * sw - pw + t`` (t < kw); where such a
         column is outside [0, in_width) the original adds nothing (zero padding) while the
-        merged bias counts ``inner_bias * second_taps[:, t]``: subtract it.
+        merged bias counts ``inner_bias * second_taps[:, t]``: subtract it. (Plain Python
+        decides which taps fall outside, so tracing records no data-dependent branch.)
         """
         kw = self.second_taps.shape[1]
         sw, pw = self.stride[1], self.padding[1]
         out_width = (in_width + 2 * pw - kw) // sw + 1
-        columns = torch.arange(out_width)[:, None] * sw - pw + torch.arange(kw)[None, :]
-        outside = ((columns < 0) | (columns >= in_width)).double()  # (W_out, kw)
-        if not outside.any() or not self.inner_bias.any():
+        outside = [
+            [1.0 if not 0 <= j * sw - pw + t < in_width else 0.0 for t in range(kw)]
+            for j in range(out_width)
+        ]
+        if not self.has_inner_bias or not any(map(any, outside)):
             return None
-        dropped = self.second_taps @ outside.t()  # (O, W_out)
+        dropped = self.second_taps @ torch.tensor(outside, dtype=torch.float64).t()  # (O, W_out)
         return (-self.inner_bias[:, None] * dropped).unsqueeze(1)
+
+    def __post_init__(self) -> None:
+        self.has_inner_bias = bool(self.inner_bias.any())
 
 
 def merge_separable(

@@ -120,8 +120,9 @@ def export_onnx(
         raise ValueError(f"{len(output_names)} output names for {len(outputs)} outputs")
 
     dynamic_axes = {name: {0: "batch"} for name in (input_name, *output_names)}
+    # The exporter restores the wrapper's mode afterwards, recursively: build it in eval mode.
     torch.onnx.export(
-        _TupleOutputs(model),
+        _TupleOutputs(model).eval(),
         (example,),
         str(path),
         input_names=[input_name],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -105,7 +107,13 @@ class MergedSeparableConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
-        correction = self.column_correction(x.shape[-1], out)
+        width = x.shape[-1]
+        if torch.jit.is_tracing():
+            # A traced graph is for the traced spatial size: the correction is a constant.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                width = int(width)
+        correction = self.column_correction(width, out)
         if correction is None:
             return out
         return out + correction if exporting() else out.add_(correction)
