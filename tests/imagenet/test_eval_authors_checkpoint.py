@@ -27,6 +27,7 @@ def thousand_class_val(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_eval_only_reads_the_authors_checkpoint(fixtures_dir, thousand_class_val, tmp_path, tool):
     weights = fixtures_dir / "official_micronet_m0.pt"
     metrics = tool.main([
