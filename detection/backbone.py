@@ -33,6 +33,8 @@ __all__ = ["MicroNetBackbone", "build_micronet_backbone"]
 
 logger = logging.getLogger(__name__)
 
+_DETECTRON2_DEFAULT_FREEZE_AT = 2  # get_cfg().MODEL.BACKBONE.FREEZE_AT
+
 
 def _stride_of(name: str) -> int:
     if name not in FEATURE_NAMES:
@@ -142,9 +144,10 @@ def build_micronet_backbone(cfg, input_shape: ShapeSpec) -> MicroNetBackbone:
     if input_shape.channels != 3:
         raise ValueError(f"MicroNet takes 3-channel images, got input_shape.channels={input_shape.channels}")
     micronet_cfg = cfg.MODEL.MICRONET
-    if cfg.MODEL.BACKBONE.FREEZE_AT != micronet_cfg.FREEZE_AT:
+    if cfg.MODEL.BACKBONE.FREEZE_AT not in (_DETECTRON2_DEFAULT_FREEZE_AT, micronet_cfg.FREEZE_AT):
         logger.warning(
-            "MODEL.BACKBONE.FREEZE_AT=%d is not read by MicroNet; MODEL.MICRONET.FREEZE_AT=%d applies",
+            "MODEL.BACKBONE.FREEZE_AT=%d is set but not read by MicroNet; MODEL.MICRONET.FREEZE_AT=%d "
+            "applies (set that key to change what is frozen)",
             cfg.MODEL.BACKBONE.FREEZE_AT, micronet_cfg.FREEZE_AT,
         )
     return MicroNetBackbone(

@@ -28,7 +28,8 @@ MODEL.MICRONET.WEIGHTS         ""                    the authors' ImageNet check
 =============================  ====================  =============================================
 
 MicroNet reads ``MODEL.MICRONET.FREEZE_AT``, not ``MODEL.BACKBONE.FREEZE_AT`` (ResNet's key);
-the builders log a warning when the two differ, so a setting made on the wrong key is seen.
+the builders log a warning when the latter is changed from Detectron2's default to a value the
+former does not have, so a setting made on the wrong key is seen.
 """
 
 from __future__ import annotations

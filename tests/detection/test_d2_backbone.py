@@ -142,11 +142,16 @@ def test_missing_micronet_config_and_wrong_channels_are_named():
         BACKBONE_REGISTRY.get("build_micronet_backbone")(_cfg(), ShapeSpec(channels=1))
 
 
-def test_mismatched_backbone_freeze_at_is_logged(caplog):
-    cfg = _cfg(freeze_at=0)
+def test_freeze_at_set_on_the_resnet_key_is_logged(caplog):
     with caplog.at_level("WARNING"):
-        build_backbone(cfg)
-    assert "MODEL.BACKBONE.FREEZE_AT=2 is not read by MicroNet" in caplog.text
+        build_backbone(_cfg(freeze_at=0))  # MODEL.BACKBONE.FREEZE_AT left at its default: quiet
+    assert "FREEZE_AT" not in caplog.text
+    cfg = _cfg(freeze_at=2)
+    cfg.MODEL.BACKBONE.FREEZE_AT = 0
+    with caplog.at_level("WARNING"):
+        backbone = build_backbone(cfg)
+    assert "MODEL.BACKBONE.FREEZE_AT=0 is set but not read by MicroNet" in caplog.text
+    assert backbone.freeze_at == 2
 
 
 @pytest.mark.parametrize("arch", ARCHS)
