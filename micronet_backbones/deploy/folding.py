@@ -25,14 +25,14 @@ def _bn_scale_shift(bn: nn.Module, channels: int) -> tuple[torch.Tensor, torch.T
         )
     if bn.num_features != channels:
         raise ValueError(f"BatchNorm has {bn.num_features} features, the layer gives {channels}")
-    var = bn.running_var.double()
-    mean = bn.running_mean.double()
+    var = bn.running_var.detach().double()
+    mean = bn.running_mean.detach().double()
     scale = torch.rsqrt(var + bn.eps)
     if bn.weight is not None:
-        scale = scale * bn.weight.double()
+        scale = scale * bn.weight.detach().double()
     shift = -mean * scale
     if bn.bias is not None:
-        shift = shift + bn.bias.double()
+        shift = shift + bn.bias.detach().double()
     return scale, shift
 
 

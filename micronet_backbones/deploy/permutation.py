@@ -10,16 +10,29 @@ elementwise op that produces the tensor writes its result through a strided view
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
-__all__ = ["ChannelPermutation", "exporting", "shuffle_index"]
+__all__ = ["ChannelPermutation", "exporting", "fixed_shape", "shuffle_index"]
 
 
 def exporting() -> bool:
     """True while tracing or exporting (ONNX): the inference form then uses functional ops only
     (no ``out=`` writes through strided views, no in-place ops on shared tensors)."""
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def fixed_shape(x: torch.Tensor) -> tuple[int, ...]:
+    """``x.shape`` as plain ints. While tracing, the sizes become constants of the graph (its
+    spatial size is the traced one; the batch axis stays dynamic wherever ``-1`` is used
+    instead of N), so the exported graph has no shape arithmetic."""
+    if not torch.jit.is_tracing():
+        return tuple(x.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return tuple(int(size) for size in x.shape)
 
 
 def shuffle_index(channels: int, groups: int) -> torch.Tensor:
@@ -97,9 +110,9 @@ class ChannelPermutation(nn.Module):
         return ChannelPermutation(index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dims is None or exporting():
+            return x.index_select(1, self.index)  # ONNX: one Gather
         _, c, h, w = x.shape
-        if self.dims is None:
-            return x.index_select(1, self.index)
         permute = (0, *(1 + k for k in self.order), len(self.order) + 1)
         return x.reshape(-1, *self.dims, h * w).permute(permute).reshape(-1, c, h, w)
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .folding import SeparablePair, merge_separable
-from .permutation import exporting
+from .folding import SeparablePair, fold_batchnorm, merge_separable
+from .permutation import exporting, fixed_shape
 
 __all__ = ["MergedSeparableConv"]
 
@@ -26,7 +24,13 @@ class MergedSeparableConv(nn.Module):
     ``output_index`` (optional, (O,)) permutes the output channels; allowed when the merged conv
     has a single group (any permutation of a dense conv's rows is free), as in the stem.
 
-    Buffers: ``weight`` (O, I / groups, kh, kw), ``bias`` (O,).
+    Exported graphs (ONNX) of a depthwise pair keep the two convs instead (BN folded into each,
+    so no correction is needed): onnxruntime runs two depthwise convs faster than one k x k
+    conv plus the correction.
+
+    Buffers: ``weight`` (O, I / groups, kh, kw), ``bias`` (O,); for a depthwise pair also
+    ``first_weight`` (M, 1, kh, 1), ``first_bias`` (M,), ``second_weight`` (O, 1, 1, kw),
+    ``second_bias`` (O,).
     """
 
     def __init__(
@@ -57,6 +61,16 @@ class MergedSeparableConv(nn.Module):
         self.groups = pair.groups
         self.register_buffer("weight", pair.weight.to(dtype))
         self.register_buffer("bias", pair.bias.to(dtype))
+        self.depthwise = first.groups == first.in_channels and output_index is None
+        if self.depthwise:
+            w1, b1 = fold_batchnorm(first, first_bn)
+            w2, b2 = fold_batchnorm(second, second_bn)
+            self.register_buffer("first_weight", w1.to(dtype))
+            self.register_buffer("first_bias", b1.to(dtype))
+            self.register_buffer("second_weight", w2.to(dtype))
+            self.register_buffer("second_bias", b2.to(dtype))
+            self._first_conv = (first.stride, first.padding, first.groups)
+            self._second_conv = (second.stride, second.padding, second.groups)
         self._pair = pair  # float64 copy for the corrections, built on demand
         self._corrections: dict[tuple[int, torch.dtype, torch.device], torch.Tensor | None] = {}
 
@@ -103,17 +117,28 @@ class MergedSeparableConv(nn.Module):
         self.weight = self.weight[inverse]
         self.bias = self.bias[inverse]
         self._corrections = {}
+        if self.depthwise:
+            # The first conv's outputs move by blocks of its own multiplier.
+            m1 = self.first_weight.shape[0] // self.groups
+            o1 = torch.arange(self.first_weight.shape[0])
+            moved_first = index[o1 // m1] * m1 + o1 % m1
+            inverse_first = torch.empty_like(moved_first)
+            inverse_first[moved_first] = o1
+            self.first_weight = self.first_weight[inverse_first]
+            self.first_bias = self.first_bias[inverse_first]
+            self.second_weight = self.second_weight[inverse]
+            self.second_bias = self.second_bias[inverse]
         return moved
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.depthwise and exporting():
+            stride, padding, groups = self._first_conv
+            x = F.conv2d(x, self.first_weight, self.first_bias, stride, padding, 1, groups)
+            stride, padding, groups = self._second_conv
+            return F.conv2d(x, self.second_weight, self.second_bias, stride, padding, 1, groups)
         out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
-        width = x.shape[-1]
-        if torch.jit.is_tracing():
-            # A traced graph is for the traced spatial size: the correction is a constant.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                width = int(width)
-        correction = self.column_correction(width, out)
+        # A traced graph is for the traced spatial size: the correction is a constant of it.
+        correction = self.column_correction(fixed_shape(x)[-1], out)
         if correction is None:
             return out
         return out + correction if exporting() else out.add_(correction)

@@ -21,11 +21,12 @@ each, with any index: a permutation before the Shift-Max moves into its index an
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..ops import DynamicShiftMax
 from ..ops.shift_max import group_shift
-from .permutation import ChannelPermutation, exporting
+from .permutation import ChannelPermutation, exporting, fixed_shape
 
 __all__ = ["FusedShiftMax"]
 
@@ -96,16 +97,16 @@ class FusedShiftMax(nn.Module):
 
     def spatial_weights(self, x: torch.Tensor) -> torch.Tensor:
         """DY-ReLU-C's spatial attention pi: (N, C, H, W) -> (N, 1, H, W)."""
-        _, c, h, w = x.shape
+        _, c, h, w = fixed_shape(x)
         logits = torch.matmul(self.spatial_weight, x.reshape(-1, c, h * w)) + self.spatial_bias
         pi = torch.softmax(logits, dim=-1) * (self.spatial_gamma * h * w)
         return pi.clamp(max=1.0).view(-1, 1, h, w)
 
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, K, J, C, 1, 1)."""
-        n, c, h, w = x.shape
+        n, c, h, w = fixed_shape(x)
         if exporting():
-            pooled = x.mean((2, 3))
+            pooled = F.adaptive_avg_pool2d(x, 1).view(-1, c)  # ONNX: GlobalAveragePool
             hidden = torch.relu(torch.addmm(self.fc1_bias, pooled, self.fc1_weight_t))
             a = torch.addmm(self.fc2_bias, hidden, self.fc2_weight_t)
             a = torch.minimum(torch.maximum(a, self.low), self.high)
@@ -120,26 +121,39 @@ class FusedShiftMax(nn.Module):
         a = self.coefficients(x)
         k, j = self.num_fusions, self.num_shifts
         shifted = [x.index_select(1, self.shift_index[s]) for s in range(j - 1)]
+        terms = a.unbind(2)  # J tensors (N, K, C, 1, 1)
         # The last op (op, *operands) is run by _finish, which also writes the permutation.
         if k == 1:
             # y = a0 * x + sum_s a_s * shift_s(x)
-            fused = x * a[:, 0, 0]
+            fused = x * terms[0][:, 0]
             if j == 1:
                 return self._finish(None, fused, x)
             for s in range(j - 2):
-                fused = torch.addcmul(fused, shifted[s], a[:, 0, s + 1])
-            return self._finish(torch.addcmul, (fused, shifted[-1], a[:, 0, j - 1]), x)
+                fused = torch.addcmul(fused, shifted[s], terms[s + 1][:, 0])
+            return self._finish(torch.addcmul, (fused, shifted[-1], terms[j - 1][:, 0]), x)
+        if exporting():
+            # ONNX: each fusion on its own (fewer, cheaper nodes than slicing a stacked
+            # tensor); the K*J coefficient vectors come from one Split, in (k, j) order.
+            flat = a.view(-1, k * j * self.channels, 1, 1).split(self.channels, dim=1)
+            fusions = []
+            for f in range(k):
+                fused = x * flat[f * j]
+                for s in range(j - 1):
+                    fused = fused + shifted[s] * flat[f * j + s + 1]
+                fusions.append(fused)
+            out = fusions[0]
+            for f in range(1, k):
+                out = torch.maximum(out, fusions[f])
+            return self._finish(None, out, x)
         # K fusions at once: (N, K, C, H, W), then the max over K.
-        fused = x.unsqueeze(1) * a[:, :, 0]
+        fused = x.unsqueeze(1) * terms[0]
         for s in range(j - 1):
-            if exporting():
-                fused = fused + shifted[s].unsqueeze(1) * a[:, :, s + 1]
-            else:
-                fused.addcmul_(shifted[s].unsqueeze(1), a[:, :, s + 1])
-        out = fused[:, 0]
+            fused.addcmul_(shifted[s].unsqueeze(1), terms[s + 1])
+        fusions = fused.unbind(1)
+        out = fusions[0]
         for f in range(1, k - 1):
-            out = torch.maximum(out, fused[:, f])
-        return self._finish(torch.maximum, (out, fused[:, k - 1]), x)
+            out = torch.maximum(out, fusions[f])
+        return self._finish(torch.maximum, (out, fusions[k - 1]), x)
 
     def _finish(self, op, operands, x: torch.Tensor) -> torch.Tensor:
         """Run the last op (``operands`` alone when ``op`` is None), times the spatial

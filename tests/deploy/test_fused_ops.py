@@ -185,3 +185,17 @@ def test_unknown_layers_are_refused():
         fuse_block(block)
     with pytest.raises(TypeError, match="Micro-Block"):
         fuse_block(nn.Conv2d(3, 3, 1))
+
+
+def test_fused_buffers_hold_no_autograd_history():
+    """Built outside no_grad from trainable layers, the fused buffers are plain tensors."""
+    layer = MicroFactorizedDepthwise(4, 3, 1)
+    pointwise = GroupedPointwise(8, 8, 2)
+    shift_max = DynamicShiftMax(8, 2, spatial_attention=True)
+    for module in (
+        MergedSeparableConv(layer.conv_kx1, layer.bn_kx1, layer.conv_1xk, layer.bn_1xk),
+        FusedPointwise(pointwise.conv, pointwise.bn),
+        FusedShiftMax(shift_max),
+    ):
+        for name, buffer in module.named_buffers():
+            assert not buffer.requires_grad, name
