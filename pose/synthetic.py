@@ -164,7 +164,7 @@ def _draw(image: np.ndarray, mask: np.ndarray, joints: np.ndarray, height_px: fl
         for target, value in ((image, color), (mask, 255)):
             cv2.circle(target, pt(c), max(1, int(round(radius * sub))), value, -1, cv2.LINE_AA, 4)
 
-    limb = 0.045 * height_px
+    limb = 0.055 * height_px
     j = {name: joints[i] for name, i in _J.items()}
     # Torso: a filled quadrilateral between shoulders and hips, then the neck.
     torso = np.array([j["left_shoulder"], j["right_shoulder"], j["right_hip"], j["left_hip"]])
@@ -175,8 +175,8 @@ def _draw(image: np.ndarray, mask: np.ndarray, joints: np.ndarray, height_px: fl
     head = (j["left_ear"] + j["right_ear"]) / 2
     line(neck, head, _SKIN, 0.5 * limb)
     for side in ("left", "right"):
-        line(j[f"{side}_hip"], j[f"{side}_knee"], colors["thigh"], 1.2 * limb)
-        line(j[f"{side}_knee"], j[f"{side}_ankle"], colors["shin"], limb)
+        line(j[f"{side}_hip"], j[f"{side}_knee"], colors["thigh"], 1.4 * limb)
+        line(j[f"{side}_knee"], j[f"{side}_ankle"], colors["shin"], 1.1 * limb)
         disc(j[f"{side}_knee"], 0.6 * limb, colors["joint"])
         disc(j[f"{side}_ankle"], 0.55 * limb, colors["foot"])
         line(j[f"{side}_shoulder"], j[f"{side}_elbow"], colors["upper_arm"], limb)
