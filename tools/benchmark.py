@@ -15,6 +15,11 @@ Batch 1, random weights, random inputs:
 * training: forward + backward of MicroNet-M3 at batch 32 (``--train-runs`` rounds) with the
   core's Dynamic Shift-Max and with a straightforward index-gather Dynamic Shift-Max.
 
+Weights are random, but every model (MobileNetV3 included) gets its BatchNorm statistics from
+a few random batches in training mode before timing, as a trained network has them: with the
+initial statistics MicroNet's activations shrink layer after layer to ~1e-30, where float
+arithmetic turns denormal and 10-100x slower, which would time an artefact, not the network.
+
 MAdds are fvcore's count (one multiply-add = one "flop") of the model as built. Prints a table
 (and the machine load), writes a PNG plot of latency against MAdds (``--plot``)::
 
@@ -24,6 +29,7 @@ MAdds are fvcore's count (one multiply-add = one "flop") of the model as built. 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import platform
@@ -79,19 +85,39 @@ def fvcore_madds(module: nn.Module, input_shape) -> float:
         return float(analysis.total())
 
 
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, input_shape, batches: int = 4, seed: int = 0) -> nn.Module:
+    """BatchNorm running statistics from ``batches`` random batches (cumulative average) in
+    training mode, as a trained network would have; returns the model in eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None
+    model.train()
+    for _ in range(batches):
+        model(torch.randn(input_shape, generator=generator))
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum = momentum
+    return model.eval()
+
+
 def classification_entries(names: list[str]) -> list[Entry]:
     import torchvision
 
     entries = []
     for name in names:
-        model = mb.create_model(name).eval()
+        model = calibrate_batchnorm(mb.create_model(name), (8, 3, 224, 224))
         madds = fvcore_madds(model, (1, 3, 224, 224))
         short = name.removeprefix("micronet_").upper()
         entries.append(Entry(f"MicroNet-{short}", "micronet", model, (1, 3, 224, 224), madds))
         entries.append(Entry(f"MicroNet-{short} fused", "micronet fused", to_inference_form(model),
                              (1, 3, 224, 224), madds))
     for width in (0.5, 1.0):
-        model = torchvision.models.mobilenet_v3_small(width_mult=width).eval()
+        model = calibrate_batchnorm(
+            torchvision.models.mobilenet_v3_small(width_mult=width), (8, 3, 224, 224)
+        )
         entries.append(Entry(f"mobilenet_v3_small x{width}", "mobilenet", model, (1, 3, 224, 224),
                              fvcore_madds(model, (1, 3, 224, 224))))
     return entries
@@ -100,19 +126,24 @@ def classification_entries(names: list[str]) -> list[Entry]:
 def pose_entries(names: list[str]) -> tuple[list[Entry], str]:
     """Pose models (original and fused) of ``configs/pose``, or ([], why not)."""
     try:
-        from export_onnx import build_pose  # tools/export_onnx.py
+        import mmpose  # noqa: F401
+
+        from export_onnx import PoseHeatmaps, build_pose_model  # tools/export_onnx.py
     except ImportError as error:  # MMPose missing
         return [], f"pose models skipped: {error}"
-    entries = []
+    from micronet_backbones.deploy import fuse_heatmap_model
+
+    entries, shape = [], (1, 3, 256, 192)
     for name in names:
-        config = str(REPO / POSE_CONFIGS[name])
+        model = build_pose_model(str(REPO / POSE_CONFIGS[name]))
+        original = calibrate_batchnorm(PoseHeatmaps(model.backbone, model.head), (8, *shape[1:]))
+        head = model.head
+        fused = fuse_heatmap_model(model.backbone.body, [head.stride8, head.stride4],
+                                   head.final_layer, head.align_corners)
         short = name.removeprefix("micronet_").upper()
-        original = build_pose(config, None, fused=False)
-        fused = build_pose(config, None, fused=True)
-        madds = fvcore_madds(original.module, original.input_shape)
-        entries.append(Entry(f"Pose-{short}", "pose", original.module, original.input_shape, madds))
-        entries.append(Entry(f"Pose-{short} fused", "pose fused", fused.module, fused.input_shape,
-                             madds))
+        madds = fvcore_madds(original, shape)
+        entries.append(Entry(f"Pose-{short}", "pose", original, shape, madds))
+        entries.append(Entry(f"Pose-{short} fused", "pose fused", fused, shape, madds))
     return entries, ""
 
 
@@ -208,7 +239,7 @@ class IndexGatherShiftMax(nn.Module):
         c, g = module.channels, module.groups
         shifts = [mb.ops.group_shift(torch.arange(c).view(1, c, 1, 1), g, j).flatten()
                   for j in range(module.num_shifts)]
-        self.register_buffer("index", torch.stack(shifts))
+        self.register_buffer("index", torch.stack(shifts), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.inner.coefficients(x)[..., None, None]  # (N, K, J, C, 1, 1)
@@ -233,8 +264,7 @@ def time_training(runs: int, batch: int = 32) -> list[tuple[str, float]]:
     """Median forward + backward seconds of MicroNet-M3 at ``batch`` (core vs index gather)."""
     torch.manual_seed(0)
     core = mb.create_model("micronet_m3").train()
-    gather = with_index_gather(mb.create_model("micronet_m3").train())
-    gather.load_state_dict(core.state_dict())
+    gather = with_index_gather(copy.deepcopy(core))  # same weights
     x = torch.randn(batch, 3, 224, 224)
     target = torch.randint(0, 1000, (batch,))
     results = {"core Dynamic Shift-Max": [], "index-gather Dynamic Shift-Max": []}
@@ -261,8 +291,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--models", nargs="*", default=mb.list_models())
     parser.add_argument("--no-pose", action="store_true", help="skip the pose models")
-    parser.add_argument("--train-runs", type=int, default=10,
-                        help="rounds of the M3 training step (0: skip)")
+    parser.add_argument("--train-runs", type=int, default=5,
+                        help="rounds of the M3 training step, batch 32 (0: skip)")
     parser.add_argument("--plot", default="output/benchmark.png")
     parser.add_argument("--allow-few-runs", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
