@@ -11,11 +11,13 @@ fold into ``fc2`` and a clamp with per-coefficient bounds,
     a = clamp(fc2'(h), lo, hi),   fc2' = fc2 * r / 3,  bias' = bias * r / 3 + init,
     lo = init - r,  hi = init + r,
 
-the average pool is a sum whose 1 / (H * W) rides on ``fc1``'s matrix product, and the K
-fusions are computed together on a (N, K, C, H, W) tensor (one multiply and one
-multiply-add per shift instead of 2K ops), the max over K writing the result directly in the
-order of the channel shuffle that follows, when there is one. Shifts are one ``index_select``
-each, with any index: a permutation before the Shift-Max moves into its index and weights.
+(``fc2``'s rows stored in (j, k, channel) order, so one ``unbind`` gives each shift's K
+coefficient vectors), the average pool is a sum whose 1 / (H * W) rides on ``fc1``'s matrix
+product, and the K fusions are computed together on a (N, K, C, H, W) tensor (one multiply and
+one multiply-add per shift instead of 2K ops), the max over K writing the result directly in
+the order of the channel shuffle that follows, when there is one. Shifts are one
+``index_select`` each, with any index: a permutation before the Shift-Max moves into its index
+and weights. Exported graphs compute the K fusions one by one (cheaper in onnxruntime).
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ class FusedShiftMax(nn.Module):
     ``pi = min(gamma * H * W * softmax_hw(spatial(x) / tau), 1)``, (N, 1, H, W); that product
     then writes the permuted output.
 
-    Buffers: ``fc1_weight_t`` (C, S), ``fc1_bias`` (S,), ``fc2_weight_t`` (S, K*J*C),
-    ``fc2_bias``, ``low``, ``high`` (K*J*C,), ``shift_index`` (J - 1, C); with spatial
+    Buffers: ``fc1_weight_t`` (C, S), ``fc1_bias`` (S,), ``fc2_weight_t`` (S, J*K*C),
+    ``fc2_bias``, ``low``, ``high`` (J*K*C,), all in (j, k, channel) order,
+    ``shift_index`` (J - 1, C); with spatial
     attention ``spatial_weight`` (1, C) and ``spatial_bias`` (1, 1), both divided by tau.
     """
 
@@ -51,9 +54,11 @@ class FusedShiftMax(nn.Module):
         c, k, j = module.channels, module.num_fusions, module.num_shifts
         r = module.coefficient_range
         dtype = module.fc1.weight.dtype
-        init = module.coefficient_init.double().expand(1, k, j, c).reshape(-1)  # (K*J*C,)
-        fc2_weight = module.fc2.weight.detach().double() * (r / 3.0)
-        fc2_bias = module.fc2.bias.detach().double() * (r / 3.0) + init
+        # The core orders fc2's outputs (k, j, channel); ours are (j, k, channel).
+        order = torch.arange(k * j * c).view(k, j, c).transpose(0, 1).reshape(-1)
+        init = module.coefficient_init.double().expand(1, k, j, c).reshape(-1)[order]
+        fc2_weight = module.fc2.weight.detach().double()[order] * (r / 3.0)
+        fc2_bias = module.fc2.bias.detach().double()[order] * (r / 3.0) + init
         channels = torch.arange(c).view(1, c, 1, 1)
         shifts = [group_shift(channels, module.groups, step).flatten() for step in range(1, j)]
         self.channels, self.num_fusions, self.num_shifts = c, k, j
@@ -103,7 +108,7 @@ class FusedShiftMax(nn.Module):
         return pi.clamp(max=1.0).view(-1, 1, h, w)
 
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, K, J, C, 1, 1)."""
+        """(N, C, H, W) -> (N, J, K, C, 1, 1)."""
         n, c, h, w = fixed_shape(x)
         if exporting():
             pooled = F.adaptive_avg_pool2d(x, 1).view(-1, c)  # ONNX: GlobalAveragePool
@@ -111,49 +116,48 @@ class FusedShiftMax(nn.Module):
             a = torch.addmm(self.fc2_bias, hidden, self.fc2_weight_t)
             a = torch.minimum(torch.maximum(a, self.low), self.high)
         else:
-            pooled = x.reshape(n, c, h * w).sum(-1)
+            pooled = x.reshape(n, c, h * w).sum(2)
             hidden = torch.addmm(self.fc1_bias, pooled, self.fc1_weight_t, alpha=1.0 / (h * w))
             a = torch.addmm(self.fc2_bias, hidden.relu_(), self.fc2_weight_t)
-            a = torch.clamp(a, self.low, self.high)
-        return a.view(-1, self.num_fusions, self.num_shifts, c, 1, 1)
+            a = a.clamp_(self.low, self.high)
+        return a.view(-1, self.num_shifts, self.num_fusions, c, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.coefficients(x)
-        k, j = self.num_fusions, self.num_shifts
-        shifted = [x.index_select(1, self.shift_index[s]) for s in range(j - 1)]
-        terms = a.unbind(2)  # J tensors (N, K, C, 1, 1)
-        # The last op (op, *operands) is run by _finish, which also writes the permutation.
-        if k == 1:
-            # y = a0 * x + sum_s a_s * shift_s(x)
-            fused = x * terms[0][:, 0]
-            if j == 1:
-                return self._finish(None, fused, x)
-            for s in range(j - 2):
-                fused = torch.addcmul(fused, shifted[s], terms[s + 1][:, 0])
-            return self._finish(torch.addcmul, (fused, shifted[-1], terms[j - 1][:, 0]), x)
         if exporting():
-            # ONNX: each fusion on its own (fewer, cheaper nodes than slicing a stacked
-            # tensor); the K*J coefficient vectors come from one Split, in (k, j) order.
-            flat = a.view(-1, k * j * self.channels, 1, 1).split(self.channels, dim=1)
-            fusions = []
-            for f in range(k):
-                fused = x * flat[f * j]
-                for s in range(j - 1):
-                    fused = fused + shifted[s] * flat[f * j + s + 1]
-                fusions.append(fused)
-            out = fusions[0]
-            for f in range(1, k):
-                out = torch.maximum(out, fusions[f])
-            return self._finish(None, out, x)
-        # K fusions at once: (N, K, C, H, W), then the max over K.
-        fused = x.unsqueeze(1) * terms[0]
-        for s in range(j - 1):
-            fused.addcmul_(shifted[s].unsqueeze(1), terms[s + 1])
+            return self._forward_export(x)
+        terms = self.coefficients(x).unbind(1)  # per shift j: (N, K, C, 1, 1)
+        shifted = [x.index_select(1, index) for index in self.shift_index]
+        # The last op (op, *operands) is run by _finish, which also writes the permutation.
+        if self.num_fusions == 1:
+            terms = [t.squeeze(1) for t in terms]  # (N, C, 1, 1)
+            fused = x * terms[0]
+            if not shifted:
+                return self._finish(None, fused, x)
+            for t, s in zip(terms[1:-1], shifted[:-1]):
+                fused.addcmul_(s, t)
+            return self._finish(torch.addcmul, (fused, shifted[-1], terms[-1]), x)
+        fused = torch.mul(x.unsqueeze(1), terms[0])  # (N, K, C, H, W)
+        for t, s in zip(terms[1:], shifted):
+            fused.addcmul_(s.unsqueeze(1), t)
         fusions = fused.unbind(1)
         out = fusions[0]
-        for f in range(1, k - 1):
-            out = torch.maximum(out, fusions[f])
-        return self._finish(torch.maximum, (out, fusions[k - 1]), x)
+        for f in fusions[1:-1]:
+            out = torch.maximum(out, f)
+        return self._finish(torch.maximum, (out, fusions[-1]), x)
+
+    def _forward_export(self, x: torch.Tensor) -> torch.Tensor:
+        """Functional ops only; each fusion on its own (fewer, cheaper onnxruntime nodes than
+        slicing a stacked tensor), the J*K coefficient vectors from one Split."""
+        k, j, c = self.num_fusions, self.num_shifts, self.channels
+        a = self.coefficients(x).reshape(-1, j * k * c, 1, 1).split(c, dim=1)  # (j, k) order
+        shifted = [x.index_select(1, index) for index in self.shift_index]
+        out = None
+        for f in range(k):
+            fused = x * a[f]
+            for s in range(1, j):
+                fused = fused + shifted[s - 1] * a[s * k + f]
+            out = fused if out is None else torch.maximum(out, fused)
+        return self._finish(None, out, x)
 
     def _finish(self, op, operands, x: torch.Tensor) -> torch.Tensor:
         """Run the last op (``operands`` alone when ``op`` is None), times the spatial
