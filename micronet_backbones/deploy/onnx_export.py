@@ -6,6 +6,7 @@ Needs the ``onnx`` and ``onnxruntime`` packages (imported only here, when called
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,17 +122,22 @@ def export_onnx(
 
     dynamic_axes = {name: {0: "batch"} for name in (input_name, *output_names)}
     # The exporter restores the wrapper's mode afterwards, recursively: build it in eval mode.
-    torch.onnx.export(
-        _TupleOutputs(model).eval(),
-        (example,),
-        str(path),
-        input_names=[input_name],
-        output_names=list(output_names),
-        dynamic_axes=dynamic_axes,
-        opset_version=opset,
-        do_constant_folding=True,
-        dynamo=False,
-    )
+    # The TorchScript exporter is chosen on purpose (predictable dynamic batch axis): its
+    # deprecation notice is silenced.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        torch.onnx.export(
+            _TupleOutputs(model).eval(),
+            (example,),
+            str(path),
+            input_names=[input_name],
+            output_names=list(output_names),
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
     onnx.checker.check_model(str(path))
 
     session = onnxruntime_session(path)

@@ -150,7 +150,7 @@ class FusedShiftMax(nn.Module):
         slicing a stacked tensor), the J*K coefficient vectors from one Split."""
         k, j, c = self.num_fusions, self.num_shifts, self.channels
         a = self.coefficients(x).reshape(-1, j * k * c, 1, 1).split(c, dim=1)  # (j, k) order
-        shifted = [x.index_select(1, index) for index in self.shift_index]
+        shifted = [x.index_select(1, self.shift_index[s]) for s in range(j - 1)]
         out = None
         for f in range(k):
             fused = x * a[f]
