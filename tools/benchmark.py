@@ -288,10 +288,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=50, help="timed rounds (median; >= 50)")
-    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--models", nargs="*", default=mb.list_models())
     parser.add_argument("--no-pose", action="store_true", help="skip the pose models")
-    parser.add_argument("--train-runs", type=int, default=5,
+    parser.add_argument("--train-runs", type=int, default=3,
                         help="rounds of the M3 training step, batch 32 (0: skip)")
     parser.add_argument("--plot", default="output/benchmark.png")
     parser.add_argument("--allow-few-runs", action="store_true", help=argparse.SUPPRESS)
