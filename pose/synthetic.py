@@ -2,7 +2,8 @@
 
 Every image holds one figure drawn at a random pose (arm and leg angles, elbow and knee bends,
 torso lean, head turn), position and scale, on a random background with a few distracting
-shapes. The figure faces the camera, so its left side is on the image's right, as for a person
+shapes. Body parts have fixed colours (jittered in brightness), so that a small model trained
+for a few minutes learns the geometry rather than a colour-invariant appearance model. The figure faces the camera, so its left side is on the image's right, as for a person
 seen from the front: left and right are told apart by the figure's chirality (which side of the
 torso a limb hangs from, with the head marking "up"), which is what a horizontal flip with
 left/right label swapping preserves. Both sides are drawn in the same colours, since a colour
@@ -195,14 +196,19 @@ def _draw(image: np.ndarray, mask: np.ndarray, joints: np.ndarray, height_px: fl
     disc(j["nose"], 0.14 * radius, (60, 60, 200))
 
 
-def _random_colors(rng: np.random.Generator) -> dict[str, tuple[int, int, int]]:
-    def color(low=0, high=256):
-        return tuple(int(c) for c in rng.integers(low, high, size=3))
+# Body-part colours (BGR), the same on both sides; each figure jitters them a little.
+_PALETTE = {
+    "torso": (150, 110, 70), "upper_arm": (40, 40, 200), "forearm": (40, 150, 240),
+    "thigh": (170, 60, 30), "shin": (200, 180, 40), "joint": (30, 30, 30), "foot": (20, 60, 90),
+}  # fmt: skip
 
+
+def _random_colors(rng: np.random.Generator) -> dict[str, tuple[int, int, int]]:
+    """The palette with a random brightness change of up to +-25 per channel."""
     return {
-        "torso": color(), "upper_arm": color(), "forearm": color(), "thigh": color(),
-        "shin": color(), "joint": color(0, 90), "foot": color(0, 120),
-    }  # fmt: skip
+        part: tuple(int(np.clip(c + rng.integers(-25, 26), 0, 255)) for c in color)
+        for part, color in _PALETTE.items()
+    }
 
 
 def draw_figure_image(

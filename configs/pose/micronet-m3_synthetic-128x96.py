@@ -38,7 +38,9 @@ train_pipeline = [
     dict(type='GetBBoxCenterScale'),
     dict(type='RandomFlip', direction='horizontal'),
     dict(type='RandomHalfBody'),
-    dict(type='RandomBBoxTransform'),
+    # scale and rotation, milder than COCO's defaults (x0.5-1.5, +-80 deg) for a few minutes
+    # of training on a few hundred images
+    dict(type='RandomBBoxTransform', scale_factor=(0.75, 1.25), rotate_factor=30.0),
     dict(type='TopdownAffine', input_size=codec['input_size']),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs'),
