@@ -86,7 +86,7 @@ def fvcore_madds(module: nn.Module, input_shape) -> float:
 
 
 @torch.no_grad()
-def calibrate_batchnorm(model: nn.Module, input_shape, batches: int = 4, seed: int = 0) -> nn.Module:
+def calibrate_batchnorm(model: nn.Module, input_shape, batches: int = 2, seed: int = 0) -> nn.Module:
     """BatchNorm running statistics from ``batches`` random batches (cumulative average) in
     training mode, as a trained network would have; returns the model in eval mode."""
     generator = torch.Generator().manual_seed(seed)
@@ -309,6 +309,8 @@ def main(argv=None) -> int:
     import onnxruntime
 
     load_before = os.getloadavg()
+    phases = {}
+    tick = time.perf_counter()
     entries = classification_entries(args.models)
     note = "pose models skipped (--no-pose)"
     if not args.no_pose:
@@ -316,8 +318,11 @@ def main(argv=None) -> int:
         entries += pose
     with tempfile.TemporaryDirectory() as folder:
         export_all(entries, Path(folder), args.threads)
+        phases["build + export"], tick = time.perf_counter() - tick, time.perf_counter()
         time_all(entries, args.runs, args.warmup)
+        phases["latency"], tick = time.perf_counter() - tick, time.perf_counter()
     training = time_training(args.train_runs) if args.train_runs > 0 else []
+    phases["training"] = time.perf_counter() - tick
     load_after = os.getloadavg()
 
     print(f"# MicroNet CPU benchmark: batch 1, {args.threads} thread(s), median of {args.runs} "
@@ -340,7 +345,8 @@ def main(argv=None) -> int:
     if args.plot:
         plot(entries, Path(args.plot))
         print(f"\nplot: {args.plot}")
-    print(f"total time {time.perf_counter() - started:.0f} s")
+    print(f"total time {time.perf_counter() - started:.0f} s ("
+          + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in phases.items()) + ")")
     return 0
 
 
