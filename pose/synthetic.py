@@ -14,8 +14,8 @@ of the head, shoulders and hips at the torso's corners, elbows and knees as roun
 between two limb segments of different shades, wrists as hands and ankles as feet.
 
 Annotations follow COCO's person-keypoints format, which MMPose's ``CocoDataset`` and
-``CocoMetric`` read unchanged: ``keypoints`` as [x, y, v] * 17 (v = 2, all joints visible,
-pixel-centre coordinates), ``bbox`` [x, y, w, h] tight around the drawn figure, ``area`` the
+``CocoMetric`` read unchanged: ``keypoints`` as [x, y, v] * 17 (v = 2, all joints visible;
+x, y in the pixel-centre coordinates of cv2, which MMPose's affine transforms use), ``bbox`` [x, y, w, h] tight around the drawn figure, ``area`` the
 number of pixels the figure covers (its silhouette, as COCO's segmentation area), ``iscrowd`` 0.
 
 Layout written by :func:`make_coco_keypoints`::
@@ -153,9 +153,8 @@ def _draw(image: np.ndarray, mask: np.ndarray, joints: np.ndarray, height_px: fl
     sub = 16  # fixed-point sub-pixel precision of cv2's drawing (4 bits)
 
     def pt(p: np.ndarray) -> tuple[int, int]:
-        # cv2 draws in pixel-centre coordinates; keypoints use the COCO convention where
-        # pixel i covers [i, i + 1), so shift by half a pixel.
-        return int(round((p[0] - 0.5) * sub)), int(round((p[1] - 0.5) * sub))
+        # keypoints are in cv2's pixel-centre coordinates, as MMPose's transforms use them
+        return int(round(p[0] * sub)), int(round(p[1] * sub))
 
     def line(a, b, color, thickness):
         for target, value in ((image, color), (mask, 255)):
@@ -169,7 +168,7 @@ def _draw(image: np.ndarray, mask: np.ndarray, joints: np.ndarray, height_px: fl
     j = {name: joints[i] for name, i in _J.items()}
     # Torso: a filled quadrilateral between shoulders and hips, then the neck.
     torso = np.array([j["left_shoulder"], j["right_shoulder"], j["right_hip"], j["left_hip"]])
-    torso_pts = np.round((torso - 0.5) * sub).astype(np.int32)
+    torso_pts = np.round(torso * sub).astype(np.int32)
     cv2.fillConvexPoly(image, torso_pts, colors["torso"], cv2.LINE_AA, 4)
     cv2.fillConvexPoly(mask, torso_pts, 255, cv2.LINE_AA, 4)
     neck = (j["left_shoulder"] + j["right_shoulder"]) / 2

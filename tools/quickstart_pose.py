@@ -71,16 +71,32 @@ def quickstart_config(config: Path, data_root: Path, work_dir: Path, epochs: int
     return cfg
 
 
+def _pose_visualizer(**kwargs):
+    """MMPose's ``PoseLocalVisualizer`` (OpenCV backend), with one NumPy 2 fix.
+
+    MMPose 1.3.2 passes each keypoint's radius as a one-element array, which its OpenCV
+    ``draw_circles`` turns into an int with ``int(radius)``; NumPy 2 refuses that for arrays
+    of one dimension ("only 0-dimensional arrays can be converted to Python scalars").
+    """
+    from mmpose.visualization import PoseLocalVisualizer
+
+    class QuickstartPoseVisualizer(PoseLocalVisualizer):
+        def draw_circles(self, center, radius, *args, **kw):
+            if self.backend == "opencv":
+                radius = float(np.asarray(radius).reshape(-1)[0])
+            return super().draw_circles(center, radius, *args, **kw)
+
+    return QuickstartPoseVisualizer(**kwargs)
+
+
 def draw_predictions(config, checkpoint: Path, ann_file: Path, image_dir: Path, out_file: Path,
                      num_images: int) -> int:
     """Draw predicted skeletons on the first ``num_images`` val images; returns the count."""
     from mmpose.apis import inference_topdown, init_model
-    from mmpose.registry import VISUALIZERS
     from mmpose.structures import merge_data_samples
 
     model = init_model(config, str(checkpoint), device="cpu")
-    visualizer = VISUALIZERS.build(dict(type="PoseLocalVisualizer", name="quickstart_pose",
-                                        radius=2, line_width=1))
+    visualizer = _pose_visualizer(name="quickstart_pose", radius=2, line_width=1)
     visualizer.set_dataset_meta(model.dataset_meta)
     coco = json.loads(Path(ann_file).read_text())
     boxes = {}
