@@ -26,7 +26,7 @@ from .ops import (
     MicroFactorizedPointwise,
     StaticShiftMax,
 )
-from .registry import create_model, get_spec, list_models
+from .registry import canonical_name, create_model, get_spec, list_models
 from .specs import BlockSpec, MicroNetSpec
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "Stem",
     "authors_key_map",
     "block_from_spec",
+    "canonical_name",
     "convert_authors_state_dict",
     "create_model",
     "get_spec",

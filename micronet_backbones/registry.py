@@ -13,7 +13,7 @@ from .checkpoint import load_pretrained
 from .model import MicroNet
 from .specs import M0, M1, M2, M3, MicroNetSpec
 
-__all__ = ["create_model", "get_spec", "list_models"]
+__all__ = ["canonical_name", "create_model", "get_spec", "list_models"]
 
 _SPECS: dict[str, MicroNetSpec] = {spec.name: spec for spec in (M0, M1, M2, M3)}
 
@@ -23,14 +23,29 @@ def list_models() -> list[str]:
     return sorted(_SPECS)
 
 
+def canonical_name(name: str) -> str:
+    """The registered name for ``name``: "m3", "M3" and "micronet_m3" all give "micronet_m3".
+
+    The one place where arch spellings are resolved: the core, the adapters and the tools call
+    it, so every entry point accepts both the short ("m3") and the full ("micronet_m3") form.
+
+    Raises:
+        ValueError: ``name`` is no MicroNet; the message lists the valid names.
+    """
+    if isinstance(name, str):
+        key = name.strip().lower()
+        key = key if key.startswith("micronet_") else f"micronet_{key}"
+        if key in _SPECS:
+            return key
+    valid = ", ".join(list_models())
+    short = ", ".join(n.removeprefix("micronet_") for n in list_models())
+    raise ValueError(f"unknown model {name!r}; valid names: {valid} (or {short})")
+
+
 def get_spec(name: str) -> MicroNetSpec:
-    """The :class:`MicroNetSpec` registered as ``name``; ``ValueError`` listing valid names."""
-    try:
-        return _SPECS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown model {name!r}; valid names: {', '.join(list_models())}"
-        ) from None
+    """The :class:`MicroNetSpec` registered as ``name`` (either spelling, see
+    :func:`canonical_name`); ``ValueError`` listing valid names."""
+    return _SPECS[canonical_name(name)]
 
 
 @functools.lru_cache(maxsize=None)
