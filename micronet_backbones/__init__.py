@@ -17,6 +17,7 @@ from .checkpoint import (
     load_pretrained,
     read_checkpoint,
 )
+from .full_rank import full_rank_partner
 from .model import ClassifierHead, FeatureInfo, MicroNet
 from .ops import (
     ChannelShuffle,
@@ -52,6 +53,7 @@ __all__ = [
     "canonical_name",
     "convert_authors_state_dict",
     "create_model",
+    "full_rank_partner",
     "get_spec",
     "list_models",
     "load_pretrained",

@@ -35,6 +35,8 @@ norm layers are ``nn.BatchNorm2d``, each right after its ``nn.Conv2d``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -43,6 +45,8 @@ from .ops import ChannelShuffle, DynamicShiftMax, GroupedPointwise, MicroFactori
 from .specs import BlockSpec
 
 __all__ = [
+    "BlockConvs",
+    "MICRO_FACTORIZED",
     "MicroBlockA",
     "MicroBlockB",
     "MicroBlockC",
@@ -71,6 +75,23 @@ def init_weights_(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.01)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+class BlockConvs(NamedTuple):
+    """The convolution builders of a Micro-Block: a hook for variants built from the same rows.
+
+    ``pointwise(in_channels, out_channels, groups)``: a module (N, in, H, W) -> (N, out, H, W)
+    for each grouped 1x1 layer (``expand`` / ``project``). ``depthwise(channels, kernel_size,
+    stride, expansion)``: a module (N, C, H, W) -> (N, C * e1 * e2, ceil(H / s), ceil(W / s))
+    for the ``depthwise`` layer. :data:`MICRO_FACTORIZED` is MicroNet's own; the full-rank
+    partner (:mod:`micronet_backbones.full_rank`) passes dense ones.
+    """
+
+    pointwise: Callable[[int, int, int], nn.Module] = GroupedPointwise
+    depthwise: Callable[[int, int, int, tuple[int, int]], nn.Module] = MicroFactorizedDepthwise
+
+
+MICRO_FACTORIZED = BlockConvs()
 
 
 def _shift_max_or(
@@ -170,21 +191,23 @@ class MicroBlockA(_MicroBlock):
     ``spec.stride`` (weights are unchanged by it).
     """
 
-    def __init__(self, spec: BlockSpec, *, stride: int | None = None) -> None:
+    def __init__(
+        self, spec: BlockSpec, *, stride: int | None = None, convs: BlockConvs = MICRO_FACTORIZED
+    ) -> None:
         super().__init__(spec, "A", stride)
         hidden = spec.hidden_channels
         _, g2 = spec.expand_groups
         g3, g4 = spec.project_groups
         _, y2, y3 = spec.activations
         out = spec.out_channels
-        self.depthwise = MicroFactorizedDepthwise(
+        self.depthwise = convs.depthwise(
             spec.in_channels, spec.kernel_size, self.stride, spec.expansion
         )
         self.act_depthwise = _shift_max_or(
             y2, hidden, g2, spec.reduction, _inner_init(spec), spec, nn.ReLU6(inplace=True)
         )
         self.shuffle_depthwise = _shuffles(g2, hidden // 2 if y2 else None)
-        self.project = GroupedPointwise(hidden, out, g3)
+        self.project = convs.pointwise(hidden, out, g3)
         self.act_project = _shift_max_or(
             y3, out, g4, spec.reduction // 2, (spec.project_init,), spec, nn.Identity()
         )
@@ -202,13 +225,15 @@ class MicroBlockB(_MicroBlock):
     (N, in, H, W) -> (N, out, H, W) with out = in * e1 * e2. ``spec`` must be of kind "B".
     """
 
-    def __init__(self, spec: BlockSpec, *, stride: int | None = None) -> None:
+    def __init__(
+        self, spec: BlockSpec, *, stride: int | None = None, convs: BlockConvs = MICRO_FACTORIZED
+    ) -> None:
         super().__init__(spec, "B", stride)
         if self.stride != 1:
             raise ValueError("a B block has no spatial layer: its stride must be 1")
         hidden = spec.hidden_channels
         g1, g2 = spec.expand_groups
-        self.expand = GroupedPointwise(spec.in_channels, hidden, g1)
+        self.expand = convs.pointwise(spec.in_channels, hidden, g1)
         self.act_expand = _shift_max_or(
             spec.activations[2], hidden, g2, spec.reduction, (spec.project_init,), spec,
             nn.Identity(),
@@ -226,7 +251,9 @@ class MicroBlockC(_MicroBlock):
     ``spec.stride`` (weights are unchanged by it).
     """
 
-    def __init__(self, spec: BlockSpec, *, stride: int | None = None) -> None:
+    def __init__(
+        self, spec: BlockSpec, *, stride: int | None = None, convs: BlockConvs = MICRO_FACTORIZED
+    ) -> None:
         super().__init__(spec, "C", stride)
         hidden = spec.hidden_channels
         g1, g2 = spec.expand_groups
@@ -234,12 +261,12 @@ class MicroBlockC(_MicroBlock):
         y1, y2, y3 = spec.activations
         out = spec.out_channels
         inner = _inner_init(spec)
-        self.expand = GroupedPointwise(spec.in_channels, hidden, g1)
+        self.expand = convs.pointwise(spec.in_channels, hidden, g1)
         self.act_expand = _shift_max_or(
             y1, hidden, g2, spec.reduction, inner, spec, nn.ReLU6(inplace=True)
         )
         self.shuffle_expand = _shuffles(g2)
-        self.depthwise = MicroFactorizedDepthwise(hidden, spec.kernel_size, self.stride, (1, 1))
+        self.depthwise = convs.depthwise(hidden, spec.kernel_size, self.stride, (1, 1))
         # After the depthwise pair the shift works on groups of g2 channels (hidden / g2 groups).
         depthwise_groups = hidden // g2 if g2 != 1 else 1
         self.act_depthwise = _shift_max_or(
@@ -251,7 +278,7 @@ class MicroBlockC(_MicroBlock):
             self.shuffle_depthwise = _shuffles(hidden // 2)
         else:
             self.shuffle_depthwise = _shuffles()
-        self.project = GroupedPointwise(hidden, out, g3)
+        self.project = convs.pointwise(hidden, out, g3)
         project_reduction = spec.reduction // 2 if out < hidden else spec.reduction
         self.act_project = _shift_max_or(
             y3, out, g4, project_reduction, (spec.project_init,), spec, nn.Identity()
@@ -268,6 +295,9 @@ class MicroBlockC(_MicroBlock):
 _BLOCKS = {"A": MicroBlockA, "B": MicroBlockB, "C": MicroBlockC}
 
 
-def block_from_spec(spec: BlockSpec, *, stride: int | None = None) -> _MicroBlock:
-    """Build the Micro-Block a row describes (``stride`` overrides the row's stride)."""
-    return _BLOCKS[spec.kind](spec, stride=stride)
+def block_from_spec(
+    spec: BlockSpec, *, stride: int | None = None, convs: BlockConvs = MICRO_FACTORIZED
+) -> _MicroBlock:
+    """Build the Micro-Block a row describes (``stride`` overrides the row's stride; ``convs``
+    builds its convolutions, see :class:`BlockConvs`)."""
+    return _BLOCKS[spec.kind](spec, stride=stride, convs=convs)

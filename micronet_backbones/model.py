@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Stem, block_from_spec, init_weights_
+from .blocks import MICRO_FACTORIZED, BlockConvs, Stem, block_from_spec, init_weights_
 from .specs import MicroNetSpec
 
 __all__ = ["ClassifierHead", "FeatureInfo", "MicroNet", "block_module_names", "check_image_batch"]
@@ -130,6 +130,8 @@ class MicroNet(nn.Module):
             runs at stride 1 instead of 2 (weights unchanged, no dilation): the pose setting of
             the paper is ``output_stride=16``.
         dropout: classifier dropout (default: the authors' value for the arch).
+        convs: builders of the blocks' convolutions (default: MicroNet's Micro-Factorized ones;
+            :func:`micronet_backbones.full_rank.full_rank_partner` passes dense ones).
 
     Attributes:
         spec, output_stride, features_only, stem, stages, head (None when ``features_only``),
@@ -153,6 +155,7 @@ class MicroNet(nn.Module):
         out_strides: Sequence[int] | None = None,
         output_stride: int = 32,
         dropout: float | None = None,
+        convs: BlockConvs = MICRO_FACTORIZED,
     ) -> None:
         super().__init__()
         if output_stride not in _OUTPUT_STRIDES:
@@ -171,7 +174,7 @@ class MicroNet(nn.Module):
         for row, stage in zip(spec.blocks, stage_of_block):
             block_stride = row.stride if stride * row.stride <= output_stride else 1
             stride *= block_stride
-            stages[stage].append(block_from_spec(row, stride=block_stride))
+            stages[stage].append(block_from_spec(row, stride=block_stride, convs=convs))
             stage_strides[stage] = stride
         self.stages = nn.ModuleList(nn.Sequential(*blocks) for blocks in stages)
         self.stage_info = tuple(
