@@ -1,12 +1,14 @@
-"""Shared pytest settings: the `slow` marker and the authors' parity fixtures."""
+"""Shared pytest settings: the `slow` marker and the authors' parity fixtures as files.
 
-import os
+The fixtures themselves (compact ones vendored in tests/fixtures, large optional ones in
+../shared/fixtures) and ``relative_error`` live in ``micronet_testing.py`` beside this file.
+"""
+
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURES_DIR = Path(os.environ.get("MICRONET_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
+from micronet_testing import large_fixtures_dir, save_authors_checkpoint
 
 
 def pytest_configure(config):
@@ -16,11 +18,28 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
+def authors_checkpoint(tmp_path_factory):
+    """``get(arch) -> Path``: the compact fixture's weights of ``arch`` ("m3" or "micronet_m3")
+    saved as a bare checkpoint in the authors' format (their key names), written once."""
+    folder = tmp_path_factory.mktemp("authors_checkpoints")
+    paths: dict[str, Path] = {}
+
+    def get(arch: str) -> Path:
+        short = arch.removeprefix("micronet_")
+        if short not in paths:
+            paths[short] = save_authors_checkpoint(short, folder / f"micronet-{short}.pth")
+        return paths[short]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    """The folder of the authors' parity fixtures (../shared/fixtures), or skip."""
-    if not FIXTURES_DIR.is_dir():
+    """The folder of the large, optional fixtures (official_micronet_m*.pt), or skip."""
+    folder = large_fixtures_dir()
+    if not folder.is_dir():
         pytest.skip(
-            f"authors' parity fixtures not found at {FIXTURES_DIR} "
-            "(they live in ../shared/fixtures beside the repository; set MICRONET_FIXTURES to move them)"
+            f"optional large fixtures not found at {folder} (set MICRONET_FIXTURES to move "
+            "them); the compact fixtures in tests/fixtures are checked regardless"
         )
-    return FIXTURES_DIR
+    return folder

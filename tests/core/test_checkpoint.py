@@ -18,7 +18,7 @@ from micronet_backbones.checkpoint import (
     read_checkpoint,
 )
 from micronet_backbones.specs import M0
-from core_fixtures import ARCHS, load_fixture
+from micronet_testing import ARCHS, compact_fixture
 
 def _assert_same_state(model, expected_state):
     state = model.state_dict()
@@ -56,7 +56,7 @@ def test_authors_key_map_examples_for_m0():
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_conversion_is_a_bijection_onto_our_state_dict(arch):
-    authors = load_fixture(arch)["state_dict"]
+    authors = compact_fixture(arch)["state_dict"]
     ours = convert_authors_state_dict(authors, registry.get_spec(f"micronet_{arch}"))
     model_state = mb.create_model(f"micronet_{arch}").state_dict()
     assert set(ours) == set(model_state)
@@ -65,7 +65,7 @@ def test_conversion_is_a_bijection_onto_our_state_dict(arch):
 
 
 def test_conversion_names_keys_it_cannot_place():
-    authors = dict(load_fixture("m1")["state_dict"])
+    authors = dict(compact_fixture("m1")["state_dict"])
     authors["features.9.layers.0.conv.0.weight"] = torch.zeros(1)
     with pytest.raises(CheckpointError, match=r"features\.9\.layers\.0\.conv\.0\.weight"):
         convert_authors_state_dict(authors, M0)
@@ -78,7 +78,7 @@ def test_conversion_names_keys_it_cannot_place():
 def m0_state():
     """Our state_dict of M0 holding the fixture's weights."""
     model = mb.create_model("micronet_m0")
-    load_pretrained(model, load_fixture("m0")["state_dict"])
+    load_pretrained(model, compact_fixture("m0")["state_dict"])
     return model.state_dict()
 
 
@@ -88,7 +88,7 @@ def m0_state():
 )
 def test_checkpoint_formats(wrap, tmp_path, m0_state):
     our_state = m0_state
-    authors = load_fixture("m0")["state_dict"]
+    authors = compact_fixture("m0")["state_dict"]
     prefixed = {f"module.{k}": v for k, v in authors.items()}
     payload = {
         "bare": authors,
@@ -106,7 +106,7 @@ def test_checkpoint_formats(wrap, tmp_path, m0_state):
 
 def test_pretrained_accepts_a_file_url_and_true(tmp_path, monkeypatch, m0_state):
     path = tmp_path / "micronet-m0.pth"
-    torch.save({"state_dict": load_fixture("m0")["state_dict"]}, path)
+    torch.save({"state_dict": compact_fixture("m0")["state_dict"]}, path)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     model = mb.create_model("micronet_m0", pretrained=path.as_uri())
     _assert_same_state(model, m0_state)
@@ -122,14 +122,14 @@ def test_pretrained_accepts_a_file_url_and_true(tmp_path, monkeypatch, m0_state)
 
 def test_features_only_skips_the_classifier_by_name():
     model = mb.create_model("micronet_m2", features_only=True)
-    result = load_pretrained(model, load_fixture("m2")["state_dict"])
+    result = load_pretrained(model, compact_fixture("m2")["state_dict"])
     assert result.source_format == "authors"
     assert result.skipped and all(k.startswith("head.") for k in result.skipped)
     assert set(result.loaded) == set(model.state_dict())
 
 
 def test_other_num_classes_needs_skip_classifier():
-    authors = load_fixture("m0")["state_dict"]
+    authors = compact_fixture("m0")["state_dict"]
     model = mb.create_model("micronet_m0", num_classes=10)
     before = _snapshot(model)
     with pytest.raises(CheckpointError, match=r"head\.fc2\.weight.*skip_classifier=True"):
@@ -151,7 +151,7 @@ def test_checkpoint_of_another_arch_names_both():
     model = mb.create_model("micronet_m0")
     before = _snapshot(model)
     with pytest.raises(CheckpointError) as info:
-        load_pretrained(model, load_fixture("m1")["state_dict"])
+        load_pretrained(model, compact_fixture("m1")["state_dict"])
     message = str(info.value)
     assert "micronet_m1" in message and "micronet_m0" in message
     assert "nothing was loaded" in message
@@ -164,7 +164,7 @@ def test_checkpoint_of_another_arch_names_both():
 
 
 def test_missing_unexpected_and_mismatched_keys_are_named():
-    authors = dict(load_fixture("m0")["state_dict"])
+    authors = dict(compact_fixture("m0")["state_dict"])
     model = mb.create_model("micronet_m0")
     before = _snapshot(model)
 
@@ -203,7 +203,7 @@ def test_files_that_are_not_checkpoints(tmp_path):
 
     # weights_only=True refuses arbitrary pickled objects
     pickled = tmp_path / "pickled.pth"
-    torch.save({"state_dict": load_fixture("m0")["state_dict"], "args": argparse.Namespace(a=1)}, pickled)
+    torch.save({"state_dict": compact_fixture("m0")["state_dict"], "args": argparse.Namespace(a=1)}, pickled)
     with pytest.raises(CheckpointError, match="could not be read"):
         read_checkpoint(pickled)
 

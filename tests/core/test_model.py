@@ -10,7 +10,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 import micronet_backbones as mb
 from micronet_backbones import BlockSpec, block_from_spec, load_pretrained
 from micronet_backbones.model import block_module_names
-from core_fixtures import ARCHS, load_fixture
+from micronet_testing import ARCHS, compact_fixture
 
 # The fixture README's parameter counts of the authors' models.
 PARAMS = {"m0": 1_019_590, "m1": 1_777_587, "m2": 2_393_876, "m3": 2_622_960}
@@ -97,7 +97,7 @@ def test_output_stride_16_keeps_the_weights(arch):
     assert pose.feature_info[-1].module == "stages.3"
     backbone_keys = {k: v.shape for k, v in full.state_dict().items() if not k.startswith("head.")}
     assert {k: v.shape for k, v in pose.state_dict().items()} == backbone_keys
-    load_pretrained(pose, load_fixture(arch)["state_dict"])
+    load_pretrained(pose, compact_fixture(arch)["state_dict"])
     with torch.no_grad():
         features = pose.eval()(torch.randn(1, 3, 256, 192))
     assert features[-1].shape[-2:] == (16, 12)
@@ -130,7 +130,7 @@ def test_norm_layers_are_plain_and_convertible():
 
     synced = nn.SyncBatchNorm.convert_sync_batchnorm(mb.create_model("micronet_m0", features_only=True))
     assert not any(type(m) is nn.BatchNorm2d for m in synced.modules())
-    load_pretrained(synced, load_fixture("m0")["state_dict"])
+    load_pretrained(synced, compact_fixture("m0")["state_dict"])
 
 
 def _freeze_batchnorm(module):
@@ -145,7 +145,7 @@ def _freeze_batchnorm(module):
 
 
 def test_frozen_batchnorm_model_loads_and_matches():
-    state = load_fixture("m0")["state_dict"]
+    state = compact_fixture("m0")["state_dict"]
     plain = mb.create_model("micronet_m0", features_only=True)
     load_pretrained(plain, state)
     frozen = _freeze_batchnorm(mb.create_model("micronet_m0", features_only=True))
