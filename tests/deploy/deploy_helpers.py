@@ -7,6 +7,7 @@ from torch import nn
 
 import micronet_backbones as mb
 from micronet_backbones.ops import DynamicShiftMax
+from micronet_testing import relative_error  # noqa: F401 (the deploy tests import it from here)
 
 TOLERANCE = 1e-5
 
@@ -41,12 +42,6 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
                 module.spatial.weight.copy_(randn(*module.spatial.weight.shape) * 0.5)
                 module.spatial.bias.copy_(randn(1))
     return model.eval()
-
-
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """max |actual - expected| / max |expected| (the project's tolerance measure)."""
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    return ((actual - expected).abs().max() / expected.abs().max()).item()
 
 
 def random_model(name: str, seed: int = 0, **kwargs) -> mb.MicroNet:

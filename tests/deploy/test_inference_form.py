@@ -8,6 +8,7 @@ import torch
 import micronet_backbones as mb
 from deploy_helpers import TOLERANCE, random_model, randomize, relative_error
 from micronet_backbones.deploy import InferenceMicroNet, to_inference_form
+from micronet_testing import compact_fixture
 
 ARCHS = ("micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3")
 
@@ -81,13 +82,11 @@ def test_taps_subset_drops_unused_blocks():
     assert len(actual) == 1 and relative_error(actual[0], expected[0]) < TOLERANCE
 
 
-def test_fixture_weights(fixtures_dir, tmp_path):
+def test_fixture_weights(authors_checkpoint):
     """With the authors' fixture weights the inference form gives the authors' logits."""
     for arch in ("m0", "m3"):
-        fixture = torch.load(fixtures_dir / f"official_micronet_{arch}.pt", weights_only=True)
-        path = tmp_path / f"{arch}.pth"
-        torch.save(fixture["state_dict"], path)
-        model = mb.create_model(f"micronet_{arch}", pretrained=str(path))
+        fixture = compact_fixture(arch)
+        model = mb.create_model(f"micronet_{arch}", pretrained=str(authors_checkpoint(arch)))
         with torch.no_grad():
             logits = to_inference_form(model)(fixture["input"])
         assert relative_error(logits, fixture["logits"]) < TOLERANCE

@@ -14,6 +14,7 @@ from detectron2.config import get_cfg  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 
 from micronet_backbones.detection import add_micronet_config  # noqa: E402
+from micronet_testing import compact_fixture  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,9 +30,9 @@ def _tool():
     ("faster_rcnn_micronet_m3_fpn_3x.yaml", "micronet_m3"),
     ("retinanet_micronet_m2_fpn_3x.yaml", "micronet_m2"),
 ])
-def test_converted_weights_load_through_model_weights(fixtures_dir, tmp_path, capsys, config, arch):
-    fixture_path = fixtures_dir / f"official_micronet_{arch[-2:]}.pt"
-    fixture = torch.load(fixture_path, map_location="cpu", weights_only=True)
+def test_converted_weights_load_through_model_weights(authors_checkpoint, tmp_path, capsys, config, arch):
+    fixture_path = authors_checkpoint(arch)
+    fixture = compact_fixture(arch)
     out = tmp_path / f"{arch}_d2.pth"
     assert _tool().main([str(fixture_path), str(out), "--arch", arch]) == 0
     assert "classifier keys skipped" in capsys.readouterr().out
@@ -61,9 +62,9 @@ def test_converted_weights_load_through_model_weights(fixtures_dir, tmp_path, ca
         torch.testing.assert_close(feature, fixture["features"][stride], rtol=1e-5, atol=1e-6)
 
 
-def test_a_checkpoint_of_another_arch_is_refused(fixtures_dir, tmp_path, capsys):
+def test_a_checkpoint_of_another_arch_is_refused(authors_checkpoint, tmp_path, capsys):
     out = tmp_path / "out.pth"
-    rc = _tool().main([str(fixtures_dir / "official_micronet_m2.pt"), str(out), "--arch", "micronet_m3"])
+    rc = _tool().main([str(authors_checkpoint("m2")), str(out), "--arch", "micronet_m3"])
     assert rc == 1
     assert "the checkpoint is a micronet_m2, but the model is a micronet_m3" in capsys.readouterr().err
     assert not out.exists()

@@ -14,6 +14,7 @@ from torch import nn  # noqa: E402
 
 import micronet_backbones as core  # noqa: E402
 from micronet_backbones.detection import MicroNetBackbone, add_micronet_config  # noqa: E402
+from micronet_testing import compact_fixture  # noqa: E402
 
 ARCHS = ["micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3"]
 
@@ -174,9 +175,9 @@ def test_fvcore_madds_equal_the_core_model_without_its_classifier(arch):
 
 @pytest.mark.parametrize("norm", ["BN", "FrozenBN"])
 @pytest.mark.parametrize("arch", ["micronet_m2", "micronet_m3"])
-def test_authors_weights_load_at_build_time(fixtures_dir, arch, norm):
-    fixture_path = fixtures_dir / f"official_micronet_{arch[-2:]}.pt"
-    fixture = torch.load(fixture_path, map_location="cpu", weights_only=True)
+def test_authors_weights_load_at_build_time(authors_checkpoint, arch, norm):
+    fixture_path = authors_checkpoint(arch)
+    fixture = compact_fixture(arch)
     backbone = build_backbone(_cfg(arch=arch, weights=str(fixture_path), norm=norm, freeze_at=2)).eval()
     with torch.no_grad():
         features = backbone(fixture["input"])
@@ -184,6 +185,6 @@ def test_authors_weights_load_at_build_time(fixtures_dir, arch, norm):
         torch.testing.assert_close(features[f"stride{stride}"], fixture["features"][stride], rtol=1e-5, atol=1e-6)
 
 
-def test_weights_of_another_arch_are_an_error_and_name_it(fixtures_dir):
+def test_weights_of_another_arch_are_an_error_and_name_it(authors_checkpoint):
     with pytest.raises(core.CheckpointError, match="is a micronet_m2, but the model is a micronet_m3"):
-        build_backbone(_cfg(arch="micronet_m3", weights=str(fixtures_dir / "official_micronet_m2.pt")))
+        build_backbone(_cfg(arch="micronet_m3", weights=str(authors_checkpoint("m2"))))

@@ -28,8 +28,8 @@ def thousand_class_val(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_eval_only_reads_the_authors_checkpoint(fixtures_dir, thousand_class_val, tmp_path, tool):
-    weights = fixtures_dir / "official_micronet_m0.pt"
+def test_eval_only_reads_the_authors_checkpoint(authors_checkpoint, thousand_class_val, tmp_path, tool):
+    weights = authors_checkpoint("m0")
     metrics = tool.main([
         "--arch", "micronet_m0", "--data", str(thousand_class_val), "--eval-only",
         "--weights", str(weights), "--input-size", "32", "--val-resize", "36",
@@ -53,12 +53,12 @@ def test_eval_only_reads_the_authors_checkpoint(fixtures_dir, thousand_class_val
     )
 
 
-def test_eval_only_refuses_a_checkpoint_of_other_classes(colour_folder, tmp_path, tool, fixtures_dir):
+def test_eval_only_refuses_a_checkpoint_of_other_classes(colour_folder, tmp_path, tool, authors_checkpoint):
     # The authors' 1000-class head does not fit the 4-class folder: nothing is loaded.
     with pytest.raises(CheckpointError, match=r"shape mismatches: head.fc2.weight \(checkpoint \(1000, 640\), model \(4, 640\)\)"):
         tool.main([
             "--arch", "micronet_m0", "--data", str(colour_folder), "--eval-only",
-            "--weights", str(fixtures_dir / "official_micronet_m0.pt"), "--input-size", "48",
+            "--weights", str(authors_checkpoint("m0")), "--input-size", "48",
             "--val-resize", "56", "--workers", "0", "--device", "cpu", "--no-progress",
             "--output-dir", str(tmp_path),
         ])

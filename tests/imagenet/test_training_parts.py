@@ -177,6 +177,6 @@ def test_incomplete_checkpoints_are_refused(tmp_path):
         load_training_checkpoint(tmp_path / "missing.pth")
 
 
-def test_resuming_from_the_authors_checkpoint_is_refused_clearly(fixtures_dir):
+def test_resuming_from_the_authors_checkpoint_is_refused_clearly(authors_checkpoint):
     with pytest.raises(CheckpointError, match="use --weights"):
-        load_training_checkpoint(fixtures_dir / "official_micronet_m0.pt")
+        load_training_checkpoint(authors_checkpoint("m0"))
