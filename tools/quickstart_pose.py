@@ -2,7 +2,7 @@
 """Pose quick-start: train MicroNet-M3 + Micro-Block head on a generated COCO-keypoints set.
 
 1. writes a small stick-figure set (17 COCO joints at varied poses, positions and scales) in
-   COCO format under ``OUT/data`` (see ``micronet_backbones.pose.synthetic``);
+   COCO format under ``OUT/data`` (see ``micronet_backbones.synthetic.figures``);
 2. evaluates the untrained model with MMPose's ``CocoMetric``, trains it with MMEngine's
    ``Runner`` and ``configs/pose/micronet-m3_synthetic-128x96.py``, and evaluates it again;
 3. reloads the saved checkpoint with ``mmpose.apis.init_model``, runs ``inference_topdown`` on
@@ -89,13 +89,17 @@ def _pose_visualizer(**kwargs):
     return QuickstartPoseVisualizer(**kwargs)
 
 
-def draw_predictions(config, checkpoint: Path, ann_file: Path, image_dir: Path, out_file: Path,
-                     num_images: int) -> int:
+def draw_predictions(
+    config, checkpoint: Path, ann_file: Path, image_dir: Path, out_file: Path, num_images: int
+) -> int:
     """Draw predicted skeletons on the first ``num_images`` val images; returns the count."""
     from mmpose.apis import inference_topdown, init_model
     from mmpose.structures import merge_data_samples
 
-    model = init_model(config, str(checkpoint), device="cpu")
+    from micronet_backbones.openmmlab import mmengine_checkpoints
+
+    with mmengine_checkpoints():  # the Runner's checkpoint holds NumPy meta and HistoryBuffers
+        model = init_model(config, str(checkpoint), device="cpu")
     visualizer = _pose_visualizer(name="quickstart_pose", radius=2, line_width=1)
     visualizer.set_dataset_meta(model.dataset_meta)
     coco = json.loads(Path(ann_file).read_text())
@@ -109,14 +113,19 @@ def draw_predictions(config, checkpoint: Path, ann_file: Path, image_dir: Path, 
         results = inference_topdown(model, path, np.array(boxes[image["id"]]), bbox_format="xyxy")
         rgb = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
         visualizer.add_datasample(
-            "prediction", rgb, data_sample=merge_data_samples(results), draw_gt=False,
-            draw_bbox=True, kpt_thr=0.0, show=False,
+            "prediction",
+            rgb,
+            data_sample=merge_data_samples(results),
+            draw_gt=False,
+            draw_bbox=True,
+            kpt_thr=0.0,
+            show=False,
         )
         tiles.append(visualizer.get_image())
     columns = min(6, len(tiles))
     blank = np.zeros_like(tiles[0])
     tiles += [blank] * (-len(tiles) % columns)
-    rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
+    rows = [np.concatenate(tiles[i : i + columns], axis=1) for i in range(0, len(tiles), columns)]
     grid = np.concatenate(rows, axis=0)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out_file), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
@@ -128,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = _parse_args(argv)
     from mmengine.runner import Runner
 
-    from micronet_backbones.pose.synthetic import make_coco_keypoints
+    from micronet_backbones.synthetic.figures import make_coco_keypoints
 
     start = time.time()
     out = args.out.resolve()
@@ -149,12 +158,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     checkpoint = out / "work_dir" / f"epoch_{cfg.train_cfg.max_epochs}.pth"
     drawn = draw_predictions(
-        cfg, checkpoint, splits["val"].ann_file, splits["val"].image_dir,
-        out / "predictions.png", args.num_drawn,
+        cfg,
+        checkpoint,
+        splits.val.ann_file,
+        splits.val.image_dir,
+        out / "predictions.png",
+        args.num_drawn,
     )
     summary = {
-        "config": str(args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT)
-                      else args.config),
+        "config": str(
+            args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
+        ),
         "train_images": args.num_train,
         "val_images": args.num_val,
         "epochs": cfg.train_cfg.max_epochs,

@@ -1,4 +1,4 @@
-"""A small generated COCO-keypoints data set: stick figures with the 17 COCO joints.
+"""Stick figures with the 17 COCO joints, for pose estimation (COCO person-keypoints format).
 
 Every image holds one figure drawn at a random pose (arm and leg angles, elbow and knee bends,
 torso lean, head turn), position and scale, on a random background with a few distracting
@@ -15,31 +15,28 @@ between two limb segments of different shades, wrists as hands and ankles as fee
 
 Annotations follow COCO's person-keypoints format, which MMPose's ``CocoDataset`` and
 ``CocoMetric`` read unchanged: ``keypoints`` as [x, y, v] * 17 (v = 2, all joints visible;
-x, y in the pixel-centre coordinates of cv2, which MMPose's affine transforms use), ``bbox`` [x, y, w, h] tight around the drawn figure, ``area`` the
-number of pixels the figure covers (its silhouette, as COCO's segmentation area), ``iscrowd`` 0.
-
-Layout written by :func:`make_coco_keypoints`::
-
-    root/images/train/000000.png ...
-    root/images/val/000000.png ...
-    root/annotations/person_keypoints_train.json
-    root/annotations/person_keypoints_val.json
+x, y in the pixel-centre coordinates of cv2, which MMPose's affine transforms use), ``bbox``
+[x, y, w, h] tight around the drawn figure, ``area`` the number of pixels the figure covers (its
+silhouette, as COCO's segmentation area), ``iscrowd`` 0. :func:`make_coco_keypoints` writes them
+with :func:`~.coco_writer.write_coco_set` (layout, seeding and re-use there) as
+``annotations/person_keypoints_<split>.json`` and PNG images, the layout of
+``configs/pose/micronet-m3_synthetic-128x96.py``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .coco_writer import CocoSet, Drawing, write_coco_set
+
 __all__ = [
     "COCO_KEYPOINT_NAMES",
     "COCO_SKELETON",
-    "SyntheticSplit",
     "draw_figure_image",
     "make_coco_keypoints",
 ]
@@ -68,16 +65,6 @@ _THIGH, _SHIN = 0.23, 0.22
 
 _SKIN = (150, 190, 235)  # BGR
 _FACE_DARK = (40, 30, 30)
-
-
-@dataclass(frozen=True)
-class SyntheticSplit:
-    """One written split: its image folder, annotation file and number of images."""
-
-    name: str
-    image_dir: Path
-    ann_file: Path
-    num_images: int
 
 
 def _rotate(points: np.ndarray, angle: float) -> np.ndarray:
@@ -147,8 +134,13 @@ def _random_background(rng: np.random.Generator, height: int, width: int) -> np.
     return image
 
 
-def _draw(image: np.ndarray, mask: np.ndarray, joints: np.ndarray, height_px: float,
-          colors: dict[str, tuple[int, int, int]]) -> None:
+def _draw(
+    image: np.ndarray,
+    mask: np.ndarray,
+    joints: np.ndarray,
+    height_px: float,
+    colors: dict[str, tuple[int, int, int]],
+) -> None:
     """Draw a figure whose joints are ``joints`` (17, 2) pixels, ``height_px`` tall."""
     sub = 16  # fixed-point sub-pixel precision of cv2's drawing (4 bits)
 
@@ -211,7 +203,8 @@ def _random_colors(rng: np.random.Generator) -> dict[str, tuple[int, int, int]]:
 
 
 def draw_figure_image(
-    rng: np.random.Generator, image_size: tuple[int, int] = (160, 160),
+    rng: np.random.Generator,
+    image_size: tuple[int, int] = (160, 160),
     height_range: tuple[float, float] = (0.55, 0.9),
 ) -> tuple[np.ndarray, dict]:
     """One image (H, W, 3) BGR uint8 with one figure, and its COCO annotation fields.
@@ -271,33 +264,6 @@ def _categories() -> list[dict]:
     ]
 
 
-def _write_split(root: Path, name: str, num_images: int, seed: int,
-                 image_size: tuple[int, int]) -> SyntheticSplit:
-    rng = np.random.default_rng(seed)
-    image_dir = root / "images" / name
-    image_dir.mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
-    for index in range(num_images):
-        image, ann = draw_figure_image(rng, image_size)
-        file_name = f"{index:06d}.png"
-        if not cv2.imwrite(str(image_dir / file_name), image):
-            raise OSError(f"could not write {image_dir / file_name}")
-        image_id = index + 1
-        images.append(
-            {"id": image_id, "file_name": file_name, "width": image_size[0],
-             "height": image_size[1]}
-        )  # fmt: skip
-        annotations.append(
-            {"id": image_id, "image_id": image_id, "category_id": 1, "iscrowd": 0, **ann}
-        )
-    ann_file = root / "annotations" / f"person_keypoints_{name}.json"
-    ann_file.parent.mkdir(parents=True, exist_ok=True)
-    ann_file.write_text(
-        json.dumps({"images": images, "annotations": annotations, "categories": _categories()})
-    )
-    return SyntheticSplit(name, image_dir, ann_file, num_images)
-
-
 def make_coco_keypoints(
     root: str | Path,
     *,
@@ -305,18 +271,22 @@ def make_coco_keypoints(
     num_val: int = 100,
     image_size: tuple[int, int] = (160, 160),
     seed: int = 0,
-) -> dict[str, SyntheticSplit]:
-    """Write the generated set under ``root`` (see the module docstring for the layout).
+) -> CocoSet:
+    """Write the set under ``root`` (or re-use the one there if made with the same settings).
 
-    Deterministic for a given ``seed``: the train split uses ``seed``, val ``seed + 1``.
-    Returns ``{"train": SyntheticSplit, "val": SyntheticSplit}``.
+    ``image_size`` is (width, height), at least 32 x 32. Raises ``ValueError`` for settings that
+    cannot work and ``FileExistsError`` when ``root`` holds something else.
     """
-    if num_train < 1 or num_val < 1:
-        raise ValueError(f"num_train and num_val must be >= 1, got {num_train}, {num_val}")
     if min(image_size) < 32:
         raise ValueError(f"image_size (width, height) must be at least 32 x 32, got {image_size}")
-    root = Path(root)
-    return {
-        "train": _write_split(root, "train", num_train, seed, image_size),
-        "val": _write_split(root, "val", num_val, seed + 1, image_size),
-    }
+    return write_coco_set(
+        root, partial(_draw_person, tuple(image_size)), categories=_categories(),
+        ann_prefix="person_keypoints", num_train=num_train, num_val=num_val, seed=seed,
+        settings={"image_size": list(image_size), "version": 1}, image_suffix=".png",
+        description="micronet_backbones generated stick figures",
+    )  # fmt: skip
+
+
+def _draw_person(image_size: tuple[int, int], rng: np.random.Generator) -> Drawing:
+    image, ann = draw_figure_image(rng, image_size)
+    return Drawing(image, [{"category_id": 1, **ann}])

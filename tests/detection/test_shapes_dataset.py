@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from micronet_backbones.detection.synthetic import CATEGORIES, make_shapes_dataset, register_shapes_dataset
+from micronet_backbones.synthetic.shapes import CATEGORIES, make_shapes_dataset
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,8 @@ def small_set(tmp_path_factory):
 
 def test_the_set_is_valid_coco_with_boxes_inside_the_images(small_set):
     pycocotools_coco = pytest.importorskip("pycocotools.coco")
-    for json_path, image_dir, count in ((small_set.train_json, small_set.train_images, 12),
-                                        (small_set.val_json, small_set.val_images, 4)):
+    for json_path, image_dir, count in ((small_set.train.ann_file, small_set.train.image_dir, 12),
+                                        (small_set.val.ann_file, small_set.val.image_dir, 4)):
         with contextlib.redirect_stdout(io.StringIO()):
             coco = pycocotools_coco.COCO(str(json_path))
         assert len(coco.getImgIds()) == count
@@ -41,13 +41,13 @@ def test_the_set_is_valid_coco_with_boxes_inside_the_images(small_set):
 
 def test_same_seed_same_set_and_settings_are_checked(small_set, tmp_path):
     again = make_shapes_dataset(tmp_path / "again", num_train=12, num_val=4, seed=3)
-    assert json.loads(again.train_json.read_text()) == json.loads(small_set.train_json.read_text())
-    first = np.asarray(Image.open(small_set.train_images / "000001.jpg"))
-    assert np.array_equal(first, np.asarray(Image.open(again.train_images / "000001.jpg")))
+    assert json.loads(again.train.ann_file.read_text()) == json.loads(small_set.train.ann_file.read_text())
+    first = np.asarray(Image.open(small_set.train.image_dir / "000001.jpg"))
+    assert np.array_equal(first, np.asarray(Image.open(again.train.image_dir / "000001.jpg")))
     # Re-using a folder made with the same settings writes nothing; other settings are refused.
-    stamp = again.train_json.stat().st_mtime_ns
+    stamp = again.train.ann_file.stat().st_mtime_ns
     make_shapes_dataset(tmp_path / "again", num_train=12, num_val=4, seed=3)
-    assert again.train_json.stat().st_mtime_ns == stamp
+    assert again.train.ann_file.stat().st_mtime_ns == stamp
     with pytest.raises(FileExistsError, match="other settings"):
         make_shapes_dataset(tmp_path / "again", num_train=12, num_val=4, seed=4)
     (tmp_path / "busy").mkdir()
@@ -62,12 +62,14 @@ def test_registration_with_detectron2(small_set, tmp_path):
     pytest.importorskip("detectron2")
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    train, val = register_shapes_dataset(small_set, prefix="shapes_test_registration")
+    from micronet_backbones.detection.datasets import register_coco_set
+
+    train, val = register_coco_set(small_set, prefix="shapes_test_registration")
     assert (train, val) == ("shapes_test_registration_train", "shapes_test_registration_val")
     records = DatasetCatalog.get(val)
     assert len(records) == 4 and all(r["annotations"] for r in records)
     assert MetadataCatalog.get(val).thing_classes == ["square", "circle", "triangle"]
-    assert register_shapes_dataset(small_set, prefix="shapes_test_registration") == (train, val)
+    assert register_coco_set(small_set, prefix="shapes_test_registration") == (train, val)
     other = make_shapes_dataset(tmp_path / "other", num_train=2, num_val=2)
     with pytest.raises(ValueError, match="already registered"):
-        register_shapes_dataset(other, prefix="shapes_test_registration")
+        register_coco_set(other, prefix="shapes_test_registration")

@@ -8,7 +8,6 @@ tool writes to ``OUTPUT_DIR/eval_results.json``. "Before" is the same command wi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -23,7 +22,8 @@ import yaml
 
 pytest.importorskip("detectron2")
 
-from micronet_backbones.detection.synthetic import make_shapes_dataset  # noqa: E402
+from micronet_backbones.detection.quickstart import SHAPES  # noqa: E402
+from micronet_backbones.synthetic import make_shapes_dataset  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -35,20 +35,13 @@ FASTER_RCNN = {"config": QUICKSTART / "faster_rcnn_micronet_m3_fpn_shapes.yaml",
 RETINANET = {"config": QUICKSTART / "retinanet_micronet_m3_fpn_shapes.yaml", "opts": ["DATALOADER.NUM_WORKERS", "0"]}
 
 
-def _quickstart_tool():
-    spec = importlib.util.spec_from_file_location("micronet_quickstart_detection", REPO_ROOT / "tools" / "quickstart_detection.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     data = make_shapes_dataset(tmp_path_factory.mktemp("shapes") / "set", num_train=240, num_val=40,
-                               **_quickstart_tool().SHAPES)
+                               **SHAPES)
     return [
-        "--register-coco", "shapes_train", str(data.train_json), str(data.train_images),
-        "--register-coco", "shapes_val", str(data.val_json), str(data.val_images),
+        "--register-coco", "shapes_train", str(data.train.ann_file), str(data.train.image_dir),
+        "--register-coco", "shapes_val", str(data.val.ann_file), str(data.val.image_dir),
     ]
 
 

@@ -19,7 +19,7 @@ def mmpose_registry():
 @pytest.fixture(scope="session")
 def small_coco(tmp_path_factory) -> Path:
     """A tiny generated COCO-keypoints set (16 train, 8 val images) for the fast tests."""
-    from micronet_backbones.pose.synthetic import make_coco_keypoints
+    from micronet_backbones.synthetic.figures import make_coco_keypoints
 
     root = tmp_path_factory.mktemp("small_coco")
     make_coco_keypoints(root, num_train=16, num_val=8, seed=123)

@@ -30,7 +30,7 @@ def _quickstart_config():
 def test_micronet_m3_learns_the_generated_keypoints(tmp_path, record_property):
     from mmengine.runner import Runner
 
-    from micronet_backbones.pose.synthetic import make_coco_keypoints
+    from micronet_backbones.synthetic.figures import make_coco_keypoints
 
     make_coco_keypoints(tmp_path / "data", num_train=NUM_TRAIN, num_val=NUM_VAL, seed=0)
     cfg = _quickstart_config()(SYNTHETIC, tmp_path / "data", tmp_path / "work")  # its schedule as it is

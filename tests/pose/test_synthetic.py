@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from micronet_backbones.pose.synthetic import (
+from micronet_backbones.synthetic.figures import (
     COCO_KEYPOINT_NAMES,
     draw_figure_image,
     make_coco_keypoints,
@@ -17,9 +17,9 @@ def test_written_set_is_coco_keypoints_and_deterministic(tmp_path):
     splits = make_coco_keypoints(tmp_path / "a", num_train=6, num_val=3, image_size=(96, 80))
     again = make_coco_keypoints(tmp_path / "b", num_train=6, num_val=3, image_size=(96, 80))
     for name, count in (("train", 6), ("val", 3)):
-        split = splits[name]
+        split = getattr(splits, name)
         coco = json.loads(split.ann_file.read_text())
-        assert coco == json.loads(again[name].ann_file.read_text())
+        assert coco == json.loads(getattr(again, name).ann_file.read_text())
         assert len(coco["images"]) == len(coco["annotations"]) == count
         category = coco["categories"][0]
         assert category["id"] == 1 and category["name"] == "person"
@@ -30,7 +30,7 @@ def test_written_set_is_coco_keypoints_and_deterministic(tmp_path):
             pixels = cv2.imread(str(split.image_dir / image["file_name"]))
             assert pixels.shape == (80, 96, 3)
             np.testing.assert_array_equal(
-                pixels, cv2.imread(str(again[name].image_dir / image["file_name"]))
+                pixels, cv2.imread(str(getattr(again, name).image_dir / image["file_name"]))
             )
             keypoints = np.array(ann["keypoints"]).reshape(17, 3)
             assert (keypoints[:, 2] == 2).all()
