@@ -12,6 +12,7 @@ A checkpoint is a plain dict (every value a tensor, a plain container, a number 
         "optimizer": {...}, "scaler": {...}, "scheduler": {...},
         "best_top1": 51.2, "metrics": {...},       # validation of the last epoch
         "args": {...},                             # the command-line options of the run
+        "partner": {"state_dict": ..., "optimizer": ...},  # --mutual-learning runs only
     }
 
 ``micronet_backbones.create_model(arch, num_classes=len(classes), pretrained=path)`` loads it

@@ -1,9 +1,12 @@
-"""One training epoch and one (exact, sharded) evaluation pass."""
+"""One training epoch of one network or several learning together, and one (exact, sharded)
+evaluation pass."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -12,10 +15,11 @@ from torch.utils.data import DataLoader
 
 from .distributed import DistributedContext, all_reduce_sum
 from .losses import mixup_batch
+from .mutual import MutualLearning, mutual_kl
 from .progress import Progress
 from .schedule import WarmupCosine
 
-__all__ = ["topk_correct", "train_one_epoch", "evaluate"]
+__all__ = ["Member", "topk_correct", "train_step", "train_one_epoch", "evaluate"]
 
 
 def topk_correct(logits: torch.Tensor, target: torch.Tensor, topk: tuple[int, ...] = (1, 5)) -> list[torch.Tensor]:
@@ -38,10 +42,101 @@ def _autocast(device: torch.device, enabled: bool):
     return nullcontext()
 
 
+@dataclass
+class Member:
+    """One network of a training run.
+
+    Attributes:
+        name: its prefix in logs and checkpoints ("" for the MicroNet, "partner" for its
+            full-rank partner).
+        model: the bare module (evaluated and saved).
+        trained: what the training step runs: the ``DistributedDataParallel`` wrapper of
+            ``model`` when distributed, else ``model`` itself.
+        optimizer: its optimizer (the lr of each step comes from the shared schedule).
+    """
+
+    name: str
+    model: nn.Module
+    trained: nn.Module
+    optimizer: torch.optim.Optimizer
+
+
+def _mixed_loss(criterion: nn.Module, logits: torch.Tensor, target_a, target_b, lam: float) -> torch.Tensor:
+    """``criterion`` against the mixup targets: ``lam * loss(a) + (1 - lam) * loss(b)``."""
+    loss = criterion(logits, target_a)
+    if lam < 1.0:
+        loss = lam * loss + (1.0 - lam) * criterion(logits, target_b)
+    return loss
+
+
+def _mixed_topk(logits: torch.Tensor, target_a, target_b, lam: float) -> torch.Tensor:
+    """(top-1, top-5) hit counts against the mixup targets, ``lam``-weighted: tensor (2,)."""
+    hits = torch.stack(topk_correct(logits, target_a))
+    if lam < 1.0:
+        hits = lam * hits + (1.0 - lam) * torch.stack(topk_correct(logits, target_b))
+    return hits
+
+
+def train_step(
+    members: Sequence[Member],
+    images: torch.Tensor,
+    target: torch.Tensor,
+    criterion: nn.Module,
+    scaler: torch.amp.GradScaler,
+    *,
+    amp: bool,
+    mixup_alpha: float = 0.0,
+    mutual: MutualLearning | None = None,
+) -> torch.Tensor:
+    """One optimiser step of every member on one batch (lr already set).
+
+    Each member's loss is its (mixup-weighted, smoothed) cross-entropy, plus with ``mutual``
+    ``weight *`` the mean of its :func:`~.mutual.mutual_kl` towards every other member's
+    detached prediction. The members' losses are summed for one backward pass: as the other
+    predictions are detached, each member's gradient is that of its own loss. One scaler serves
+    every optimizer (AMP's pattern for several optimizers).
+
+    Shapes: images (N, 3, H, W), target (N,) -> per-member numbers (len(members), 6): loss, CE,
+    KL (0 without ``mutual``), top-1 hits, top-5 hits, batch size (the loss terms as batch sums).
+    """
+    device = images.device
+    images, target_a, target_b, lam = mixup_batch(images, target, mixup_alpha)
+    with _autocast(device, amp):
+        logits = [member.trained(images) for member in members]
+        ces = [_mixed_loss(criterion, z, target_a, target_b, lam) for z in logits]
+    zero = torch.zeros((), device=device)
+    kls = [zero] * len(members)
+    if mutual is not None and len(members) > 1:
+        kls = [
+            sum(mutual_kl(z, other, mutual.temperature) for j, other in enumerate(logits) if j != i)
+            / (len(members) - 1)
+            for i, z in enumerate(logits)
+        ]
+        losses = [ce + mutual.weight * kl for ce, kl in zip(ces, kls)]
+    else:
+        losses = ces
+    for member in members:
+        member.optimizer.zero_grad(set_to_none=True)
+    scaler.scale(sum(losses)).backward()
+    for member in members:
+        scaler.step(member.optimizer)
+    scaler.update()
+
+    with torch.no_grad():
+        batch = torch.tensor(float(images.shape[0]), device=device)
+        return torch.stack([
+            torch.cat([
+                torch.stack([loss.detach().float(), ce.detach().float(), kl.detach().float()]) * batch,
+                _mixed_topk(z.detach().float(), target_a, target_b, lam),
+                batch.view(1),
+            ])
+            for loss, ce, kl, z in zip(losses, ces, kls, logits)
+        ]).double()
+
+
 def train_one_epoch(
-    model: nn.Module,
+    members: Sequence[Member],
     loader: DataLoader,
-    optimizer: torch.optim.Optimizer,
     criterion: nn.Module,
     schedule: WarmupCosine,
     scaler: torch.amp.GradScaler,
@@ -50,78 +145,65 @@ def train_one_epoch(
     first_iteration: int,
     amp: bool,
     mixup_alpha: float = 0.0,
+    mutual: MutualLearning | None = None,
     description: str = "train",
     progress_bar: bool = True,
     print_every: int = 100,
-) -> dict[str, float]:
-    """Train ``model`` (DDP-wrapped when distributed) for one pass over ``loader``.
+) -> dict:
+    """Train every member for one pass over ``loader`` (see :func:`train_step`).
 
     The lr of every step comes from ``schedule`` at global iteration ``first_iteration + step``.
     With mixup, loss and accuracy are the ``lam``-weighted mix of both targets (as the authors
     report them).
 
-    Returns the averages over every process: ``loss``, ``top1``, ``top5`` (percent), ``lr`` (of
-    the last step), ``iterations`` (steps taken by each process) and ``samples`` (all processes).
+    Returns ``lr`` (of the last step), ``iterations`` (steps taken by each process), ``samples``
+    (all processes) and, per member name, the averages over every process: ``loss``, ``ce``,
+    ``kl`` and ``top1``, ``top5`` (percent).
     """
-    model.train()
+    for member in members:
+        member.trained.train()
     device = context.device
-    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, top1, top5, samples
+    totals = torch.zeros(len(members), 6, dtype=torch.float64, device=device)
     lr = schedule.lr(first_iteration)
     steps = 0
     progress = Progress(loader, len(loader), description, context.is_main, progress_bar, print_every)
     for step, (images, target) in enumerate(progress):
-        lr = schedule.apply(optimizer, first_iteration + step)
+        for member in members:
+            lr = schedule.apply(member.optimizer, first_iteration + step)
         images = images.to(device, non_blocking=True)
         target = target.to(device, non_blocking=True)
-        images, target_a, target_b, lam = mixup_batch(images, target, mixup_alpha)
-        with _autocast(device, amp):
-            logits = model(images)
-            loss = criterion(logits, target_a)
-            if lam < 1.0:
-                loss = lam * loss + (1.0 - lam) * criterion(logits, target_b)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-        with torch.no_grad():
-            top1_a, top5_a = topk_correct(logits.detach(), target_a)
-            if lam < 1.0:
-                top1_b, top5_b = topk_correct(logits.detach(), target_b)
-                top1_a = lam * top1_a + (1.0 - lam) * top1_b
-                top5_a = lam * top5_a + (1.0 - lam) * top5_b
-            batch = images.shape[0]
-            totals += torch.stack(
-                [loss.detach().double() * batch, top1_a.double(), top5_a.double(),
-                 torch.tensor(batch, dtype=torch.float64, device=device)]
-            )
+        totals += train_step(
+            members, images, target, criterion, scaler, amp=amp, mixup_alpha=mixup_alpha,
+            mutual=mutual,
+        )
         steps += 1
         if progress.wants_numbers():
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
+            done = totals.tolist()
+            if not all(math.isfinite(row[0]) for row in done):
                 raise FloatingPointError(
-                    f"training loss is {loss_value} at iteration {first_iteration + step} "
+                    f"training loss is not finite at iteration {first_iteration + step} "
                     f"(lr {lr:.4g}): the run diverged; lower --lr or check the data"
                 )
-            done = totals.tolist()
-            progress.show({"loss": done[0] / done[3], "top1": 100.0 * done[1] / done[3], "lr": lr})
+            numbers = {"loss": done[0][0] / done[0][5], "top1": 100.0 * done[0][3] / done[0][5]}
+            progress.show({**numbers, "lr": lr})
 
-    loss_sum, top1, top5, samples = all_reduce_sum(totals.tolist(), context)
+    summed = all_reduce_sum(totals.flatten().tolist(), context)
+    rows = [summed[i * 6:(i + 1) * 6] for i in range(len(members))]
+    samples = rows[0][5]
     if samples == 0:
         raise RuntimeError(
             "the training loader gave no batch: the training set is smaller than one batch per "
             "process (batches are full: drop_last) - lower --batch-size or add images"
         )
-    if not math.isfinite(loss_sum):
-        raise FloatingPointError(f"training loss is {loss_sum / samples}: the run diverged")
-    return {
-        "loss": loss_sum / samples,
-        "top1": 100.0 * top1 / samples,
-        "top5": 100.0 * top5 / samples,
-        "lr": lr,
-        "iterations": steps,
-        "samples": int(samples),
-    }
+    result = {"lr": lr, "iterations": steps, "samples": int(samples)}
+    for member, (loss, ce, kl, top1, top5, _) in zip(members, rows):
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss / samples}: the run diverged")
+        result[member.name] = {
+            "loss": loss / samples, "ce": ce / samples, "kl": kl / samples,
+            "top1": 100.0 * top1 / samples, "top5": 100.0 * top5 / samples,
+        }
+    return result
 
 
 @torch.no_grad()

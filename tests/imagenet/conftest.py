@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from imagenet_folder import COLOURS, load_tool, make_image_folder
+from imagenet_folder import COLOURS, make_image_folder
 
 
 @pytest.fixture(scope="module")
@@ -17,4 +17,7 @@ def colour_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tool():
-    return load_tool()
+    """The command line behind tools/train_imagenet.py (``main``, ``build_parser``, ...)."""
+    from micronet_backbones.imagenet import cli
+
+    return cli

@@ -1,9 +1,8 @@
 """Helpers of the ImageNet tooling tests: a tiny ImageNet-layout folder of generated images
-(no download) and the tool loaded as a module."""
+(no download), and the check that a checkpoint loads into both adapters."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +38,3 @@ def make_image_folder(
                 pixels = np.broadcast_to(shade.astype(np.uint8), (size, size, 3))
                 Image.fromarray(np.ascontiguousarray(pixels)).save(folder / f"{index:04d}.png")
     return root
-
-
-def load_tool():
-    """tools/train_imagenet.py as a module (the tools folder is no package)."""
-    spec = importlib.util.spec_from_file_location("train_imagenet", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
