@@ -5,7 +5,8 @@
 
 then train with ``MODEL.WEIGHTS micronet_m3_detectron2.pth MODEL.MICRONET.WEIGHTS ""``.
 
-The checkpoint is first loaded into the core's MicroNet (``micronet_backbones.load_pretrained``):
+The conversion (``micronet_backbones.detection.convert``): the checkpoint is first loaded into
+the core's MicroNet (``micronet_backbones.load_pretrained``):
 the authors' key names are mapped to ours, the classifier keys are skipped by name and any
 other mismatch (missing or unexpected key, wrong shape, another arch) stops the conversion with
 the keys named. The output is ``{"model": state_dict, "__author__": "micronet_backbones"}`` saved
@@ -21,64 +22,9 @@ The input is read with ``torch.load(..., weights_only=True)``: the authors' ``.p
 under ``state_dict``, with or without ``module.``) or a checkpoint in our own names.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-import torch
-
-import micronet_backbones as core
-
-DEFAULT_PREFIX = "backbone.bottom_up.micronet."
-
-
-def convert(source: str, arch: str, prefix: str = DEFAULT_PREFIX) -> dict:
-    """The Detectron2 checkpoint dict for the MicroNet checkpoint at ``source``.
-
-    Raises ``micronet_backbones.CheckpointError`` (or ``FileNotFoundError``) when the checkpoint
-    does not fit ``arch``.
-    """
-    model = core.create_model(arch, features_only=True)
-    result = core.load_pretrained(model, source)
-    state_dict = {
-        prefix + key: value
-        for key, value in model.state_dict().items()
-        if not key.endswith("num_batches_tracked")
-    }
-    return {
-        "model": state_dict,
-        "__author__": "micronet_backbones",
-        "micronet_arch": arch,
-        "classifier_keys_skipped": len(result.skipped),
-    }
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", help="the authors' checkpoint (path or URL), e.g. micronet-m3.pth")
-    parser.add_argument("output", help="where to write the Detectron2 checkpoint (.pth)")
-    parser.add_argument("--arch", required=True, choices=core.list_models(), help="the checkpoint's architecture")
-    parser.add_argument(
-        "--prefix",
-        default=DEFAULT_PREFIX,
-        help=f"key prefix of the MicroNet inside the Detectron2 model (default: {DEFAULT_PREFIX})",
-    )
-    args = parser.parse_args(argv)
-    if not args.output.endswith(".pth"):
-        parser.error(f"output must be a .pth file (Detectron2 reads other suffixes differently), got {args.output}")
-    try:
-        checkpoint = convert(args.source, args.arch, args.prefix)
-    except (core.CheckpointError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    torch.save(checkpoint, args.output)
-    print(
-        f"wrote {args.output}: {len(checkpoint['model'])} tensors of {args.arch} under "
-        f"{args.prefix!r} ({checkpoint['classifier_keys_skipped']} classifier keys skipped)"
-    )
-    return 0
-
+from micronet_backbones.detection.convert import main
 
 if __name__ == "__main__":
     sys.exit(main())

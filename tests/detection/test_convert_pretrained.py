@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,10 @@ from detectron2.config import get_cfg  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 
 from micronet_backbones.detection import add_micronet_config  # noqa: E402
+from micronet_backbones.detection.convert import main as convert_main  # noqa: E402
 from micronet_testing import compact_fixture  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("micronet_convert_pretrained", REPO_ROOT / "tools" / "convert_pretrained.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("config, arch", [
@@ -34,7 +27,7 @@ def test_converted_weights_load_through_model_weights(authors_checkpoint, tmp_pa
     fixture_path = authors_checkpoint(arch)
     fixture = compact_fixture(arch)
     out = tmp_path / f"{arch}_d2.pth"
-    assert _tool().main([str(fixture_path), str(out), "--arch", arch]) == 0
+    assert convert_main([str(fixture_path), str(out), "--arch", arch]) == 0
     assert "classifier keys skipped" in capsys.readouterr().out
 
     cfg = get_cfg()
@@ -64,7 +57,7 @@ def test_converted_weights_load_through_model_weights(authors_checkpoint, tmp_pa
 
 def test_a_checkpoint_of_another_arch_is_refused(authors_checkpoint, tmp_path, capsys):
     out = tmp_path / "out.pth"
-    rc = _tool().main([str(authors_checkpoint("m2")), str(out), "--arch", "micronet_m3"])
+    rc = convert_main([str(authors_checkpoint("m2")), str(out), "--arch", "micronet_m3"])
     assert rc == 1
     assert "the checkpoint is a micronet_m2, but the model is a micronet_m3" in capsys.readouterr().err
     assert not out.exists()
@@ -73,9 +66,9 @@ def test_a_checkpoint_of_another_arch_is_refused(authors_checkpoint, tmp_path, c
 def test_unreadable_and_missing_inputs_are_named(tmp_path, capsys):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
-    assert _tool().main([str(junk), str(tmp_path / "a.pth"), "--arch", "micronet_m3"]) == 1
+    assert convert_main([str(junk), str(tmp_path / "a.pth"), "--arch", "micronet_m3"]) == 1
     assert "could not be read as a PyTorch checkpoint" in capsys.readouterr().err
-    assert _tool().main([str(tmp_path / "absent.pth"), str(tmp_path / "b.pth"), "--arch", "micronet_m3"]) == 1
+    assert convert_main([str(tmp_path / "absent.pth"), str(tmp_path / "b.pth"), "--arch", "micronet_m3"]) == 1
     assert "no checkpoint file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        _tool().main([str(junk), str(tmp_path / "c.pkl"), "--arch", "micronet_m3"])
+        convert_main([str(junk), str(tmp_path / "c.pkl"), "--arch", "micronet_m3"])

@@ -7,12 +7,10 @@ schedule, and evaluated with MMPose's ``CocoMetric`` on the val split before and
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 
 import pytest
-
-from pose_helpers import CONFIG_DIR, REPO_ROOT
+from pose_helpers import CONFIG_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -20,20 +18,14 @@ SYNTHETIC = CONFIG_DIR / "micronet-m3_synthetic-128x96.py"
 NUM_TRAIN, NUM_VAL = 320, 100  # the quick-start makes 400 train images; 320 keep the test shorter
 
 
-def _quickstart_config():
-    spec = importlib.util.spec_from_file_location("micronet_quickstart_pose", REPO_ROOT / "tools" / "quickstart_pose.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.quickstart_config
-
-
 def test_micronet_m3_learns_the_generated_keypoints(tmp_path, record_property):
     from mmengine.runner import Runner
 
+    from micronet_backbones.pose.quickstart import quickstart_config
     from micronet_backbones.synthetic.figures import make_coco_keypoints
 
     make_coco_keypoints(tmp_path / "data", num_train=NUM_TRAIN, num_val=NUM_VAL, seed=0)
-    cfg = _quickstart_config()(SYNTHETIC, tmp_path / "data", tmp_path / "work")  # its schedule as it is
+    cfg = quickstart_config(SYNTHETIC, tmp_path / "data", tmp_path / "work")  # its schedule as it is
     runner = Runner.from_cfg(cfg)
     logging.getLogger("mmengine").setLevel(logging.WARNING)
 
