@@ -1,5 +1,8 @@
 #!/usr/bin/env python
-"""Print params and fvcore multiply-adds of MicroNet-M0 ... M3 at 224 x 224.
+"""Print params and fvcore multiply-adds of MicroNet-M0 ... M3 and their full-rank partners.
+
+At 224 x 224 by default; the full-rank partner (``micronet_backbones.full_rank``) is the second
+network of mutual learning (``tools/train_imagenet.py --mutual-learning``).
 
 fvcore counts one multiply-add as one "flop" (convolutions, linear layers, BatchNorm, average
 pooling); elementwise products, maxima and channel shifts are not counted. The paper's own
@@ -29,14 +32,22 @@ PAPER_POSE = {"micronet_m2": (1.8e6, 116.8e6), "micronet_m3": (2.2e6, 163.2e6)}
 
 
 def table(names: list[str], size: int = 224) -> str:
+    """The classifiers, each beside its full-rank partner (mutual learning's second network)."""
     rows = [
-        f"| arch | params | fvcore MAdds ({size}x{size}) | paper MAdds |",
-        "| --- | ---: | ---: | ---: |",
+        f"| arch | params | fvcore MAdds ({size}x{size}) | paper MAdds "
+        "| full-rank partner params | partner fvcore MAdds |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in map(mb.canonical_name, names):
         params, madds = count_classifier(name, size)
         paper = f"{PAPER_MADDS[name] / 1e6:.0f}M" if name in PAPER_MADDS else "-"
-        rows.append(f"| {name} | {params:,} | {madds / 1e6:.2f}M | {paper} |")
+        partner_params, partner_madds = count_model(
+            mb.full_rank_partner(name).eval(), (1, 3, size, size)
+        )
+        rows.append(
+            f"| {name} | {params:,} | {madds / 1e6:.2f}M | {paper} "
+            f"| {partner_params:,} | {partner_madds / 1e6:.2f}M |"
+        )
     return "\n".join(rows)
 
 
