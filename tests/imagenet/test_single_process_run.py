@@ -9,7 +9,12 @@ import math
 import pytest
 import torch
 
-from imagenet_folder import COLOURS, make_image_folder
+from imagenet_folder import (
+    COLOURS,
+    assert_detectron2_backbone_loads,
+    assert_openmmlab_backbone_loads,
+    make_image_folder,
+)
 
 BATCHES_PER_EPOCH = 4  # 4 classes x 8 images / batch 8
 
@@ -65,37 +70,20 @@ def test_a_finished_run_is_not_overwritten(small_run, tool):
                    "--device", "cpu", "--workers", "0", "--resume", str(run_dir / "last.pth")])
 
 
-def _backbone_weights(checkpoint_path):
-    """Our checkpoint's tensors without the classifier (what a features_only model takes)."""
-    state = torch.load(checkpoint_path, weights_only=True)["state_dict"]
-    return {k: v for k, v in state.items() if not k.startswith("head.")}
-
-
 def test_detectron2_backbone_loads_the_checkpoint(small_run):
-    pytest.importorskip("detectron2", reason="detectron2 is not installed")
-    detection = pytest.importorskip(
-        "micronet_backbones.detection.backbone", reason="the Detectron2 adapter is not importable"
-    )
     _, run_dir = small_run
-    backbone = detection.MicroNetBackbone(
-        "micronet_m0", freeze_at=0, norm="BN", weights=str(run_dir / "last.pth")
-    )
-    loaded = backbone.micronet.state_dict()
-    expected = _backbone_weights(run_dir / "last.pth")
-    assert set(loaded) == set(expected)
-    assert all(torch.equal(loaded[k], expected[k]) for k in expected)
+    assert_detectron2_backbone_loads(run_dir / "last.pth", "micronet_m0")
 
 
 def test_mmpose_backbone_loads_the_checkpoint(small_run):
-    pytest.importorskip("mmpose", reason="mmpose is not installed")
-    pose = pytest.importorskip("micronet_backbones.pose.backbone", reason="the MMPose adapter is not importable")
     _, run_dir = small_run
-    backbone = pose.MicroNetBackbone(
-        arch="micronet_m0", out_strides=(4, 8, 16, 32), output_stride=32,
-        init_cfg=dict(type="Pretrained", checkpoint=str(run_dir / "last.pth")),
-    )
-    backbone.init_weights()
-    loaded = backbone.body.state_dict()
-    expected = _backbone_weights(run_dir / "last.pth")
-    assert set(loaded) == set(expected)
-    assert all(torch.equal(loaded[k], expected[k]) for k in expected)
+    assert_openmmlab_backbone_loads(run_dir / "last.pth", "micronet_m0")
+
+
+def test_a_run_alone_does_not_resume_as_a_mutual_one(small_run, tool):
+    data, run_dir = small_run
+    with pytest.raises(SystemExit, match="trained without --mutual-learning"):
+        tool.main(["--arch", "micronet_m0", "--data", str(data), "--output-dir", str(run_dir),
+                   "--input-size", "32", "--val-resize", "36", "--batch-size", "8", "--epochs", "3",
+                   "--device", "cpu", "--workers", "0", "--resume", str(run_dir / "last.pth"),
+                   "--mutual-learning"])

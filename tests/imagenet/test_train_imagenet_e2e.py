@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,36 +11,9 @@ from micronet_backbones import create_model
 from micronet_backbones.imagenet import val_transform
 from micronet_backbones.imagenet.data import image_folder
 
-from imagenet_folder import COLOURS, REPO_ROOT, TOOL
+from imagenet_folder import COLOURS, epoch_lines, read_log, torchrun
 
 CHANCE = 100.0 / len(COLOURS)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _torchrun(args: list[str]) -> str:
-    """Run the tool in 2 processes with torchrun; return its output (fail with it on error)."""
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(TOOL), *args,
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=400)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{output[-6000:]}"
-    return output
-
-
-def _epoch_lines(output: str) -> list[str]:
-    return re.findall(r"^epoch (\d+/\d+): ", output, flags=re.MULTILINE)
-
-
-def _log(run_dir) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.slow
@@ -58,22 +26,22 @@ def test_two_processes_train_resume_and_evaluate(colour_folder, tmp_path, tool):
     ]
 
     # Two epochs with two gloo processes, to the end of their schedule.
-    first = _torchrun([*common, "--epochs", "2"])
+    first = torchrun([*common, "--epochs", "2"])
     assert "2 process(es) on cpu (gloo)" in first
     assert "batch 16 (8 per process), 24 iterations per epoch" in first  # 384 images / 16
-    assert _epoch_lines(first) == ["1/2", "2/2"]
+    assert epoch_lines(first) == ["1/2", "2/2"]
     after_two = torch.load(run_dir / "last.pth", weights_only=True)
     assert after_two["epoch"] == 2 and after_two["arch"] == "micronet_m0"
     assert after_two["classes"] == sorted(COLOURS)
-    assert [row["epoch"] for row in _log(run_dir)] == [1, 2]
+    assert [row["epoch"] for row in read_log(run_dir)] == [1, 2]
 
     # Resume for a third epoch: the run starts at epoch 3, with the weights and optimizer state.
-    second = _torchrun([*common, "--epochs", "3", "--resume", str(run_dir / "last.pth")])
+    second = torchrun([*common, "--epochs", "3", "--resume", str(run_dir / "last.pth")])
     assert "2 epochs done, continuing at epoch 3 of 3" in second
-    assert _epoch_lines(second) == ["3/3"]
+    assert epoch_lines(second) == ["3/3"]
     after_three = torch.load(run_dir / "last.pth", weights_only=True)
     assert after_three["epoch"] == 3
-    log = _log(run_dir)
+    log = read_log(run_dir)
     assert [row["epoch"] for row in log] == [1, 2, 3]
     assert all(key in row for row in log for key in ("lr", "train_loss", "val_top1", "val_top5"))
     # A model restarted from scratch would train at about the loss of epoch 1; resumed, it
