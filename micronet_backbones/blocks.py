@@ -5,7 +5,9 @@ outside a :class:`~micronet_backbones.model.MicroNet` (e.g. by a pose head) at a
 allows: ``block_from_spec(row)``. Every block maps (N, in_channels, H, W) to
 (N, out_channels, H', W') with H' = ceil(H / stride), W' = ceil(W / stride) for k = 3 and k = 5.
 
-Layers, in order (``R = spec.reduction``, hidden = ``spec.hidden_channels``, all Shift-Max J = 2):
+Layers, in order (each class's ``layer_names``, which its ``forward`` runs and
+:func:`ordered_layers` gives to the inference form; ``R = spec.reduction``,
+hidden = ``spec.hidden_channels``, all Shift-Max J = 2):
 
 * **A** (lite combination): ``depthwise`` Micro-Factorized depthwise k x 1 / 1 x k that expands
   in -> in * e1 -> hidden; ``act_depthwise`` (Shift-Max, G = g2, R) or ReLU6;
@@ -53,6 +55,8 @@ __all__ = [
     "Stem",
     "block_from_spec",
     "init_weights_",
+    "ordered_layers",
+    "run_layers",
 ]
 
 
@@ -127,12 +131,44 @@ def _inner_init(spec: BlockSpec) -> tuple[tuple[float, float], ...]:
     return ((spec.init_a[0], spec.init_b[0]), (spec.init_a[1], spec.init_b[1]))
 
 
+def ordered_layers(module: nn.Module) -> list[nn.Module]:
+    """The layers ``module.forward`` applies one after the other, in order: the attributes
+    named by its ``layer_names``, ``nn.Sequential``s flattened (an empty one gives nothing).
+
+    The stem and every Micro-Block run exactly this chain (:func:`run_layers`), so a fused
+    inference form built from it (``micronet_backbones.deploy``) follows any change of a
+    block's layers or their order. Raises ``TypeError`` for a module whose ``forward`` is not
+    the chain (a subclass that overrides it), whose layers this list would not describe.
+    """
+    if type(module).forward not in (Stem.forward, MicroBlock.forward):
+        raise TypeError(
+            f"{type(module).__name__} does not run the chain of its layer_names (its forward "
+            "is not the core Stem's or Micro-Block's), so its layers in order are unknown"
+        )
+    layers = []
+    for name in module.layer_names:
+        layer = getattr(module, name)
+        layers.extend(layer if isinstance(layer, nn.Sequential) else [layer])
+    return layers
+
+
+def run_layers(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Apply the layers named by ``module.layer_names`` to ``x`` in turn (see
+    :func:`ordered_layers`); shapes are those of the module's ``forward``."""
+    for name in module.layer_names:
+        x = getattr(module, name)(x)
+    return x
+
+
 class Stem(nn.Module):
     """MicroNet's stem: (N, 3, H, W) -> (N, g1 * g2, ceil(H / 2), ceil(W / 2)).
 
     ``conv_kx1`` (3x1, stride (2, 1)): 3 -> g1, ``bn_kx1``; ``conv_1xk`` (1x3, stride (1, 2),
-    g1 groups): g1 -> g1 * g2, ``bn_1xk``; ``shuffle`` (g1 groups); ReLU6.
+    g1 groups): g1 -> g1 * g2, ``bn_1xk``; ``shuffle`` (g1 groups); ``act`` (ReLU6), in the
+    order of ``layer_names``.
     """
+
+    layer_names = ("conv_kx1", "bn_kx1", "conv_1xk", "bn_1xk", "shuffle", "act")
 
     def __init__(
         self, groups: tuple[int, int], in_channels: int = 3, kernel_size: int = 3, stride: int = 2
@@ -156,13 +192,24 @@ class Stem(nn.Module):
         init_weights_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn_kx1(self.conv_kx1(x))
-        x = self.bn_1xk(self.conv_1xk(x))
-        return self.act(self.shuffle(x))
+        return run_layers(self, x)
 
 
-class _MicroBlock(nn.Module):
-    """Common part of the blocks: the spec row, the stride actually used, the shortcut."""
+class MicroBlock(nn.Module):
+    """Base of Micro-Blocks A, B and C: the spec row, the stride actually used, the shortcut.
+
+    ``forward(x)`` is ``run_layers(self, x)`` (the layers named by the class's
+    ``layer_names``, in order), plus ``x`` when ``use_residual``. Subclasses declare their
+    layers in ``layer_names`` and do not override ``forward``: the inference form reads the
+    same list (:func:`ordered_layers`) and refuses a block whose ``forward`` is not this one.
+    """
+
+    layer_names: tuple[str, ...]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if not getattr(cls, "layer_names", ()):
+            raise TypeError(f"{cls.__name__} must name the layers its forward runs in layer_names")
 
     def __init__(self, spec: BlockSpec, kind: str, stride: int | None) -> None:
         super().__init__()
@@ -176,20 +223,26 @@ class _MicroBlock(nn.Module):
         self.stride = spec.stride if stride is None else stride
         self.use_residual = spec.has_residual
 
-    def _layers(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._layers(x)
+        out = run_layers(self, x)
         return out + x if self.use_residual else out
 
 
-class MicroBlockA(_MicroBlock):
+class MicroBlockA(MicroBlock):
     """Micro-Block-A, the lite combination (see the module docstring for its layers).
 
     (N, in, H, W) -> (N, out, H / s, W / s). Args: ``spec`` (kind "A"); ``stride`` overrides
     ``spec.stride`` (weights are unchanged by it).
     """
+
+    layer_names = (
+        "depthwise",
+        "act_depthwise",
+        "shuffle_depthwise",
+        "project",
+        "act_project",
+        "shuffle_project",
+    )
 
     def __init__(
         self, spec: BlockSpec, *, stride: int | None = None, convs: BlockConvs = MICRO_FACTORIZED
@@ -214,16 +267,14 @@ class MicroBlockA(_MicroBlock):
         self.shuffle_project = _shuffles(g4, out // 2 if y3 and out % 2 == 0 else None)
         init_weights_(self)
 
-    def _layers(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.shuffle_depthwise(self.act_depthwise(self.depthwise(x)))
-        return self.shuffle_project(self.act_project(self.project(x)))
 
-
-class MicroBlockB(_MicroBlock):
+class MicroBlockB(MicroBlock):
     """Micro-Block-B, pointwise expansion (see the module docstring for its layers).
 
     (N, in, H, W) -> (N, out, H, W) with out = in * e1 * e2. ``spec`` must be of kind "B".
     """
+
+    layer_names = ("expand", "act_expand")
 
     def __init__(
         self, spec: BlockSpec, *, stride: int | None = None, convs: BlockConvs = MICRO_FACTORIZED
@@ -235,21 +286,35 @@ class MicroBlockB(_MicroBlock):
         g1, g2 = spec.expand_groups
         self.expand = convs.pointwise(spec.in_channels, hidden, g1)
         self.act_expand = _shift_max_or(
-            spec.activations[2], hidden, g2, spec.reduction, (spec.project_init,), spec,
+            spec.activations[2],
+            hidden,
+            g2,
+            spec.reduction,
+            (spec.project_init,),
+            spec,
             nn.Identity(),
         )
         init_weights_(self)
 
-    def _layers(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act_expand(self.expand(x))
 
-
-class MicroBlockC(_MicroBlock):
+class MicroBlockC(MicroBlock):
     """Micro-Block-C, the regular combination (see the module docstring for its layers).
 
     (N, in, H, W) -> (N, out, H / s, W / s). Args: ``spec`` (kind "C"); ``stride`` overrides
     ``spec.stride`` (weights are unchanged by it).
     """
+
+    layer_names = (
+        "expand",
+        "act_expand",
+        "shuffle_expand",
+        "depthwise",
+        "act_depthwise",
+        "shuffle_depthwise",
+        "project",
+        "act_project",
+        "shuffle_project",
+    )
 
     def __init__(
         self, spec: BlockSpec, *, stride: int | None = None, convs: BlockConvs = MICRO_FACTORIZED
@@ -286,18 +351,13 @@ class MicroBlockC(_MicroBlock):
         self.shuffle_project = _shuffles(g4, out // 2 if y3 else None)
         init_weights_(self)
 
-    def _layers(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.shuffle_expand(self.act_expand(self.expand(x)))
-        x = self.shuffle_depthwise(self.act_depthwise(self.depthwise(x)))
-        return self.shuffle_project(self.act_project(self.project(x)))
-
 
 _BLOCKS = {"A": MicroBlockA, "B": MicroBlockB, "C": MicroBlockC}
 
 
 def block_from_spec(
     spec: BlockSpec, *, stride: int | None = None, convs: BlockConvs = MICRO_FACTORIZED
-) -> _MicroBlock:
+) -> MicroBlock:
     """Build the Micro-Block a row describes (``stride`` overrides the row's stride; ``convs``
     builds its convolutions, see :class:`BlockConvs`)."""
     return _BLOCKS[spec.kind](spec, stride=stride, convs=convs)

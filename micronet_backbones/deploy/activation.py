@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .permutation import ChannelPermutation, exporting
+from .permutation import ChannelPermutation
 
 __all__ = ["FusedReLU6"]
 
@@ -29,6 +29,6 @@ class FusedReLU6(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.output is not None:
             return self.output.write(torch.clamp, x, shape=x.shape, min=0.0, max=6.0)
-        if self.inplace and not exporting():
+        if self.inplace:
             return x.clamp_(0.0, 6.0)
         return torch.clamp(x, 0.0, 6.0)

@@ -1,6 +1,8 @@
 """Inference form of MicroNet's stem and Micro-Blocks: a short chain of fused ops each.
 
-A block's layers (in the order of its ``forward``, see :mod:`micronet_backbones.blocks`) become:
+A block's layers, in the order its ``forward`` runs them (the core's
+:func:`~micronet_backbones.blocks.ordered_layers`, so a change to a block's layers or their order
+changes its inference form with it; a block that does not run that chain is refused), become:
 
 * ``GroupedPointwise`` (conv + BN)            -> :class:`FusedPointwise` (BN folded, one bmm)
 * ``MicroFactorizedDepthwise`` (k x 1, BN, 1 x k, BN) -> :class:`MergedSeparableConv` (one k x k)
@@ -18,10 +20,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..blocks import MicroBlockA, MicroBlockB, MicroBlockC, Stem
+from ..blocks import MicroBlock, Stem, ordered_layers
 from ..ops import ChannelShuffle, DynamicShiftMax, GroupedPointwise, MicroFactorizedDepthwise
 from .activation import FusedReLU6
-from .permutation import ChannelPermutation, exporting
+from .permutation import ChannelPermutation
 from .pointwise import FusedPointwise
 from .separable import MergedSeparableConv
 from .shift_max import FusedShiftMax
@@ -55,26 +57,7 @@ class FusedBlock(nn.Module):
             return out
         if self.output is not None:
             return self.output.add_to(out, x)
-        return out + x if exporting() else out.add_(x)
-
-
-def _layers_in_order(block: nn.Module) -> list[nn.Module]:
-    """The layers a core Micro-Block applies, in order (Sequentials flattened)."""
-    if isinstance(block, MicroBlockA):
-        names = ("depthwise", "act_depthwise", "shuffle_depthwise", "project", "act_project",
-                 "shuffle_project")
-    elif isinstance(block, MicroBlockB):
-        names = ("expand", "act_expand")
-    elif isinstance(block, MicroBlockC):
-        names = ("expand", "act_expand", "shuffle_expand", "depthwise", "act_depthwise",
-                 "shuffle_depthwise", "project", "act_project", "shuffle_project")
-    else:
-        raise TypeError(f"no inference form for {type(block).__name__}: expected a Micro-Block")
-    layers = []
-    for name in names:
-        module = getattr(block, name)
-        layers.extend(module if isinstance(module, nn.Sequential) else [module])
-    return layers
+        return out.add_(x)
 
 
 def _fused_layer(module: nn.Module, after_another: bool) -> nn.Module:
@@ -106,6 +89,8 @@ def fuse_block(block: nn.Module) -> FusedBlock:
     grouped 1x1 conv or the end of the block; there the permutation is written by the last
     activation (or the residual addition), or copied if nothing can write it.
     """
+    if not isinstance(block, MicroBlock):
+        raise TypeError(f"no inference form for {type(block).__name__}: expected a Micro-Block")
     layers: list[nn.Module] = []
     pending: torch.Tensor | None = None  # y = x[:, pending] still to be applied to the output
     channels = block.in_channels
@@ -122,7 +107,7 @@ def fuse_block(block: nn.Module) -> FusedBlock:
         else:
             layers.append(permutation)
 
-    for module in _layers_in_order(block):
+    for module in ordered_layers(block):
         if isinstance(module, ChannelShuffle):
             index = module.permutation(channels)
             pending = index if pending is None else pending[index]
@@ -151,13 +136,22 @@ def fuse_block(block: nn.Module) -> FusedBlock:
 
 def fuse_stem(stem: Stem) -> nn.Sequential:
     """The inference form of the core :class:`Stem`: one 3x3 conv (shuffle folded into its
-    output channels) and an in-place ReLU6. (N, 3, H, W) -> (N, C, H / 2, W / 2)."""
+    output channels) and an in-place ReLU6. (N, 3, H, W) -> (N, C, H / 2, W / 2).
+
+    Reads the stem's layers in order (:func:`~micronet_backbones.blocks.ordered_layers`) and
+    refuses any other chain than conv k x 1, BN, conv 1 x k, BN, channel shuffle, ReLU6.
+    """
     if not isinstance(stem, Stem):
         raise TypeError(f"fuse_stem needs a core Stem, got {type(stem).__name__}")
-    if not isinstance(stem.act, nn.ReLU6):
-        raise TypeError(f"the stem's activation must be ReLU6, got {type(stem.act).__name__}")
-    index = stem.shuffle.permutation(stem.out_channels)
-    conv = MergedSeparableConv(
-        stem.conv_kx1, stem.bn_kx1, stem.conv_1xk, stem.bn_1xk, output_index=index
-    )
+    layers = ordered_layers(stem)
+    expected = (nn.Conv2d, nn.BatchNorm2d, nn.Conv2d, nn.BatchNorm2d, ChannelShuffle, nn.ReLU6)
+    if len(layers) != len(expected) or not all(map(isinstance, layers, expected)):
+        raise TypeError(
+            "no inference form for a stem made of "
+            f"{[type(layer).__name__ for layer in layers]}: expected "
+            f"{[kind.__name__ for kind in expected]}"
+        )
+    first, first_bn, second, second_bn, shuffle, _ = layers
+    index = shuffle.permutation(second.out_channels)
+    conv = MergedSeparableConv(first, first_bn, second, second_bn, output_index=index)
     return nn.Sequential(conv, FusedReLU6(inplace=True))

@@ -6,6 +6,7 @@ from the original ones by float rounding only.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -100,6 +101,17 @@ class SeparablePair:
 
     def __post_init__(self) -> None:
         self.has_inner_bias = bool(self.inner_bias.any())
+
+    def with_outputs(self, index: torch.Tensor) -> SeparablePair:
+        """The same pair with its output channels reordered: output ``o`` of the new pair is
+        output ``index[o]`` of this one (``index``: (O,) long)."""
+        return dataclasses.replace(
+            self,
+            weight=self.weight[index],
+            bias=self.bias[index],
+            inner_bias=self.inner_bias[index],
+            second_taps=self.second_taps[index],
+        )
 
 
 def merge_separable(

@@ -9,7 +9,6 @@ from torch import nn
 from ..model import ClassifierHead, MicroNet, check_image_batch
 from .blocks import fuse_block, fuse_stem
 from .folding import fold_linear_batchnorm
-from .permutation import exporting
 
 __all__ = ["FusedClassifierHead", "InferenceMicroNet", "to_inference_form"]
 
@@ -33,11 +32,7 @@ class FusedClassifierHead(nn.Module):
         self.register_buffer("fc2_bias", b2.to(dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        if exporting():
-            pooled = torch.clamp(x, 0.0, 6.0).mean((2, 3))
-        else:
-            pooled = x.clamp_(0.0, 6.0).reshape(n, c, h * w).sum(-1).mul_(1.0 / (h * w))
+        pooled = x.clamp_(0.0, 6.0).mean((2, 3))
         hidden = F.hardswish(torch.addmm(self.fc1_bias, F.hardswish(pooled), self.fc1_weight_t))
         return F.hardswish(torch.addmm(self.fc2_bias, hidden, self.fc2_weight_t))
 

@@ -14,7 +14,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["ExportCheckError", "ExportReport", "export_onnx", "onnxruntime_session", "relative_error"]
+__all__ = [
+    "ExportCheckError",
+    "ExportReport",
+    "export_onnx",
+    "onnxruntime_session",
+    "relative_error",
+]
 
 
 class ExportCheckError(RuntimeError):
@@ -115,7 +121,9 @@ def export_onnx(
     example = torch.randn(tuple(input_shape), generator=generator)
     outputs = _as_tuple(model(example))
     if output_names is None:
-        output_names = ["output"] if len(outputs) == 1 else [f"output{i}" for i in range(len(outputs))]
+        output_names = (
+            ["output"] if len(outputs) == 1 else [f"output{i}" for i in range(len(outputs))]
+        )
     output_names = tuple(output_names)
     if len(output_names) != len(outputs):
         raise ValueError(f"{len(output_names)} output names for {len(outputs)} outputs")
@@ -146,9 +154,7 @@ def export_onnx(
         x = torch.randn((batch, *input_shape[1:]), generator=generator)
         expected = _as_tuple(model(x))
         actual = session.run(list(output_names), {input_name: x.numpy()})
-        errors[batch] = [
-            relative_error(torch.from_numpy(a), e) for a, e in zip(actual, expected)
-        ]
+        errors[batch] = [relative_error(torch.from_numpy(a), e) for a, e in zip(actual, expected)]
         bad = [(n, err) for n, err in zip(output_names, errors[batch]) if not err <= tolerance]
         if bad:
             raise ExportCheckError(

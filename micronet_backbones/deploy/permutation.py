@@ -15,7 +15,7 @@ import warnings
 import torch
 from torch import nn
 
-__all__ = ["ChannelPermutation", "exporting", "fixed_shape", "shuffle_index"]
+__all__ = ["ChannelPermutation", "exporting", "fixed_shape", "inverse_permutation"]
 
 
 def exporting() -> bool:
@@ -35,11 +35,12 @@ def fixed_shape(x: torch.Tensor) -> tuple[int, ...]:
         return tuple(int(size) for size in x.shape)
 
 
-def shuffle_index(channels: int, groups: int) -> torch.Tensor:
-    """Index of a channel shuffle: ``ChannelShuffle(groups)(x) == x[:, shuffle_index(C, groups)]``."""
-    if channels % groups:
-        raise ValueError(f"a shuffle with {groups} groups needs channels divisible by it, got {channels}")
-    return torch.arange(channels).view(groups, channels // groups).t().reshape(-1)
+def inverse_permutation(index: torch.Tensor) -> torch.Tensor:
+    """(C,) long -> (C,) long ``inverse`` with ``inverse[index[i]] == i``: ``x[:, index]``
+    is undone by ``[:, inverse]``."""
+    inverse = torch.empty_like(index)
+    inverse[index] = torch.arange(index.numel())
+    return inverse
 
 
 def _axis_decomposition(index: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...]] | None:

@@ -6,10 +6,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .folding import SeparablePair, fold_batchnorm, merge_separable
-from .permutation import exporting, fixed_shape
+from .folding import fold_batchnorm, merge_separable
+from .permutation import exporting, fixed_shape, inverse_permutation
 
 __all__ = ["MergedSeparableConv"]
+
+
+def _depthwise_outputs_moved(index: torch.Tensor, outputs: int) -> torch.Tensor:
+    """(outputs,) new position of each output of a depthwise conv (``index.numel()`` groups,
+    m = outputs / groups outputs each) whose inputs are permuted by ``index``: output ``o``
+    reads input ``index[o // m]`` and moves to ``index[o // m] * m + o % m``."""
+    m = outputs // index.numel()
+    o = torch.arange(outputs)
+    return index[o // m] * m + o % m
 
 
 class MergedSeparableConv(nn.Module):
@@ -46,15 +55,7 @@ class MergedSeparableConv(nn.Module):
         if output_index is not None:
             if pair.groups != 1:
                 raise ValueError("an output permutation can only be folded into a dense conv")
-            pair = SeparablePair(
-                weight=pair.weight[output_index],
-                bias=pair.bias[output_index],
-                stride=pair.stride,
-                padding=pair.padding,
-                groups=pair.groups,
-                inner_bias=pair.inner_bias[output_index],
-                second_taps=pair.second_taps[output_index],
-            )
+            pair = pair.with_outputs(output_index)
         dtype = first.weight.dtype
         self.stride = pair.stride
         self.padding = pair.padding
@@ -96,36 +97,19 @@ class MergedSeparableConv(nn.Module):
         then reads input ``index[o // m]``, which the new conv keeps at output
         ``index[o // m] * m + o % m``; the returned index puts the outputs back in order.
         """
-        out_channels = self.weight.shape[0]
         if self.weight.shape[1] != 1 or index.numel() != self.groups:
             raise ValueError("only a depthwise conv absorbs an input permutation")
-        m = out_channels // self.groups
-        o = torch.arange(out_channels)
-        moved = index[o // m] * m + o % m  # new position of each output
-        inverse = torch.empty_like(moved)
-        inverse[moved] = o
-        pair = self._pair
-        self._pair = SeparablePair(
-            weight=pair.weight[inverse],
-            bias=pair.bias[inverse],
-            stride=pair.stride,
-            padding=pair.padding,
-            groups=pair.groups,
-            inner_bias=pair.inner_bias[inverse],
-            second_taps=pair.second_taps[inverse],
-        )
+        moved = _depthwise_outputs_moved(index, self.weight.shape[0])
+        inverse = inverse_permutation(moved)
+        self._pair = self._pair.with_outputs(inverse)
         self.weight = self.weight[inverse]
         self.bias = self.bias[inverse]
         self._corrections = {}
         if self.depthwise:
             # The first conv's outputs move by blocks of its own multiplier.
-            m1 = self.first_weight.shape[0] // self.groups
-            o1 = torch.arange(self.first_weight.shape[0])
-            moved_first = index[o1 // m1] * m1 + o1 % m1
-            inverse_first = torch.empty_like(moved_first)
-            inverse_first[moved_first] = o1
-            self.first_weight = self.first_weight[inverse_first]
-            self.first_bias = self.first_bias[inverse_first]
+            first = inverse_permutation(_depthwise_outputs_moved(index, self.first_weight.shape[0]))
+            self.first_weight = self.first_weight[first]
+            self.first_bias = self.first_bias[first]
             self.second_weight = self.second_weight[inverse]
             self.second_bias = self.second_bias[inverse]
         return moved
@@ -141,7 +125,7 @@ class MergedSeparableConv(nn.Module):
         correction = self.column_correction(fixed_shape(x)[-1], out)
         if correction is None:
             return out
-        return out + correction if exporting() else out.add_(correction)
+        return out.add_(correction)
 
     def extra_repr(self) -> str:
         o, i, kh, kw = self.weight.shape

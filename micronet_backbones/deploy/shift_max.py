@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import DynamicShiftMax
-from ..ops.shift_max import group_shift
-from .permutation import ChannelPermutation, exporting, fixed_shape
+from ..ops.shift_max import group_shift, spatial_attention
+from .permutation import ChannelPermutation, exporting, fixed_shape, inverse_permutation
 
 __all__ = ["FusedShiftMax"]
 
@@ -51,23 +51,23 @@ class FusedShiftMax(nn.Module):
         super().__init__()
         if not isinstance(module, DynamicShiftMax):
             raise TypeError(f"FusedShiftMax needs a DynamicShiftMax, got {type(module).__name__}")
-        c, k, j = module.channels, module.num_fusions, module.num_shifts
-        r = module.coefficient_range
+        k, j, c = module.coefficient_shape
+        folded = module.folded_hyper_function()  # float64, coefficient axes (K, J, C)
         dtype = module.fc1.weight.dtype
-        # The core orders fc2's outputs (k, j, channel); ours are (j, k, channel).
-        order = torch.arange(k * j * c).view(k, j, c).transpose(0, 1).reshape(-1)
-        init = module.coefficient_init.double().expand(1, k, j, c).reshape(-1)[order]
-        fc2_weight = module.fc2.weight.detach().double()[order] * (r / 3.0)
-        fc2_bias = module.fc2.bias.detach().double()[order] * (r / 3.0) + init
+
+        def shift_major(t: torch.Tensor) -> torch.Tensor:
+            """(K, J, C, ...) -> (J * K * C, ...): ours are in (j, k, channel) order."""
+            return t.transpose(0, 1).reshape(j * k * c, *t.shape[3:]).to(dtype)
+
         channels = torch.arange(c).view(1, c, 1, 1)
         shifts = [group_shift(channels, module.groups, step).flatten() for step in range(1, j)]
         self.channels, self.num_fusions, self.num_shifts = c, k, j
-        self.register_buffer("fc1_weight_t", module.fc1.weight.detach().t().contiguous())
-        self.register_buffer("fc1_bias", module.fc1.bias.detach().clone())
-        self.register_buffer("fc2_weight_t", fc2_weight.t().contiguous().to(dtype))
-        self.register_buffer("fc2_bias", fc2_bias.to(dtype))
-        self.register_buffer("low", (init - r).to(dtype))
-        self.register_buffer("high", (init + r).to(dtype))
+        self.register_buffer("fc1_weight_t", folded.fc1_weight.t().contiguous().to(dtype))
+        self.register_buffer("fc1_bias", folded.fc1_bias.to(dtype))
+        self.register_buffer("fc2_weight_t", shift_major(folded.weight).t().contiguous())
+        self.register_buffer("fc2_bias", shift_major(folded.bias))
+        self.register_buffer("low", shift_major(folded.low))
+        self.register_buffer("high", shift_major(folded.high))
         self.register_buffer(
             "shift_index", torch.stack(shifts) if shifts else torch.zeros(0, c, dtype=torch.long)
         )
@@ -88,11 +88,12 @@ class FusedShiftMax(nn.Module):
         if self.output is not None:
             raise RuntimeError("absorb input permutations before setting the output one")
         c = self.channels
-        inverse = torch.empty_like(index)
-        inverse[index] = torch.arange(c)
+        inverse = inverse_permutation(index)
         self.fc1_weight_t = self.fc1_weight_t[inverse]
         blocks = self.num_fusions * self.num_shifts
-        self.fc2_weight_t = self.fc2_weight_t.view(-1, blocks, c)[:, :, inverse].reshape(-1, blocks * c)
+        self.fc2_weight_t = self.fc2_weight_t.view(-1, blocks, c)[:, :, inverse].reshape(
+            -1, blocks * c
+        )
         for name in ("fc2_bias", "low", "high"):
             setattr(self, name, getattr(self, name).view(blocks, c)[:, inverse].reshape(-1))
         self.shift_index = index[self.shift_index[:, inverse]]
@@ -104,22 +105,15 @@ class FusedShiftMax(nn.Module):
         """DY-ReLU-C's spatial attention pi: (N, C, H, W) -> (N, 1, H, W)."""
         _, c, h, w = fixed_shape(x)
         logits = torch.matmul(self.spatial_weight, x.reshape(-1, c, h * w)) + self.spatial_bias
-        pi = torch.softmax(logits, dim=-1) * (self.spatial_gamma * h * w)
-        return pi.clamp(max=1.0).view(-1, 1, h, w)
+        return spatial_attention(logits, self.spatial_gamma, (h, w))
 
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, J, K, C, 1, 1)."""
-        n, c, h, w = fixed_shape(x)
-        if exporting():
-            pooled = F.adaptive_avg_pool2d(x, 1).view(-1, c)  # ONNX: GlobalAveragePool
-            hidden = torch.relu(torch.addmm(self.fc1_bias, pooled, self.fc1_weight_t))
-            a = torch.addmm(self.fc2_bias, hidden, self.fc2_weight_t)
-            a = torch.minimum(torch.maximum(a, self.low), self.high)
-        else:
-            pooled = x.reshape(n, c, h * w).sum(2)
-            hidden = torch.addmm(self.fc1_bias, pooled, self.fc1_weight_t, alpha=1.0 / (h * w))
-            a = torch.addmm(self.fc2_bias, hidden.relu_(), self.fc2_weight_t)
-            a = a.clamp_(self.low, self.high)
+        _, c, h, w = fixed_shape(x)
+        # The one runtime difference: onnxruntime has GlobalAveragePool, eager a cheaper mean.
+        pooled = F.adaptive_avg_pool2d(x, 1).view(-1, c) if exporting() else x.mean((2, 3))
+        hidden = torch.relu(torch.addmm(self.fc1_bias, pooled, self.fc1_weight_t))
+        a = torch.clamp(torch.addmm(self.fc2_bias, hidden, self.fc2_weight_t), self.low, self.high)
         return a.view(-1, self.num_shifts, self.num_fusions, c, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

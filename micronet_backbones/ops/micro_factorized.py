@@ -53,7 +53,7 @@ class ChannelShuffle(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        if c % self.groups and not torch.jit.is_tracing():
+        if not torch.jit.is_tracing() and c % self.groups:
             raise ValueError(
                 f"ChannelShuffle(groups={self.groups}) needs channels divisible by {self.groups}, "
                 f"got input of shape {tuple(x.shape)}"
@@ -62,7 +62,13 @@ class ChannelShuffle(nn.Module):
         return x.transpose(1, 2).reshape(n, c, h, w)
 
     def permutation(self, channels: int) -> torch.Tensor:
-        """Index ``p`` such that ``forward(x) == x[:, p]`` for ``channels`` input channels."""
+        """Index ``p`` such that ``forward(x) == x[:, p]`` for ``channels`` input channels:
+        (channels,) long. The one definition of the shuffle's order besides ``forward``."""
+        if channels % self.groups:
+            raise ValueError(
+                f"ChannelShuffle(groups={self.groups}) needs channels divisible by "
+                f"{self.groups}, got {channels}"
+            )
         return torch.arange(channels).view(self.groups, channels // self.groups).t().reshape(-1)
 
     def extra_repr(self) -> str:
@@ -149,7 +155,11 @@ class MicroFactorizedPointwise(nn.Module):
             groups = _nearest_common_divisor(
                 lam * math.sqrt(hidden_channels), in_channels, hidden_channels, out_channels
             )
-        for name, value in (("in", in_channels), ("hidden", hidden_channels), ("out", out_channels)):
+        for name, value in (
+            ("in", in_channels),
+            ("hidden", hidden_channels),
+            ("out", out_channels),
+        ):
             if value % groups:
                 raise ValueError(f"groups={groups} must divide {name}_channels={value}")
         self.in_channels = in_channels
@@ -173,7 +183,7 @@ class MicroFactorizedPointwise(nn.Module):
         g = conv.groups
         out_per_group = conv.out_channels // g
         weight = conv.weight[:, :, 0, 0]  # (out, in / g)
-        blocks = [weight[i * out_per_group:(i + 1) * out_per_group] for i in range(g)]
+        blocks = [weight[i * out_per_group : (i + 1) * out_per_group] for i in range(g)]
         return torch.block_diag(*blocks)
 
     def dense_weight(self) -> torch.Tensor:

@@ -21,12 +21,21 @@ shift ``j`` rolls *both* axes by ``j``, so ``x^{(j)}[(g, m)] = x[((g + j) mod G,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DynamicShiftMax", "StaticShiftMax", "group_shift", "make_divisible", "shift_max"]
+__all__ = [
+    "DynamicShiftMax",
+    "FoldedHyperFunction",
+    "StaticShiftMax",
+    "group_shift",
+    "make_divisible",
+    "shift_max",
+    "spatial_attention",
+]
 
 
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
@@ -74,15 +83,42 @@ def shift_max(x: torch.Tensor, coefficients: torch.Tensor, groups: int) -> torch
     return out
 
 
+def spatial_attention(logits: torch.Tensor, gamma: float, size: tuple[int, int]) -> torch.Tensor:
+    """DY-ReLU-C's spatial attention from its logits (already divided by the temperature).
+
+    ``logits``: (N, H * W) or (N, 1, H * W); ``gamma``: the attention's value where it is
+    uniform (``spatial_gamma``); ``size``: (H, W) as ints. Returns
+    pi = min(gamma * H * W * softmax_hw(logits), 1), (N, 1, H, W).
+    """
+    h, w = size
+    pi = torch.softmax(logits, dim=-1) * (gamma * h * w)
+    return pi.clamp(max=1.0).view(-1, 1, h, w)
+
+
+class FoldedHyperFunction(NamedTuple):
+    """Dynamic Shift-Max's hyper-function as two affine maps, a ReLU and a clamp (float64):
+
+    ``hidden = relu(mean_hw(x) @ fc1_weight.T + fc1_bias)``, (N, S);
+    ``a = clamp(einsum("kjcs,ns->nkjc", weight, hidden) + bias, low, high)``, (N, K, J, C),
+    equal to :meth:`DynamicShiftMax.coefficients`. Shapes: ``fc1_weight`` (S, C), ``fc1_bias``
+    (S,), ``weight`` (K, J, C, S), ``bias``, ``low``, ``high`` (K, J, C).
+    """
+
+    fc1_weight: torch.Tensor
+    fc1_bias: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+
+
 def _init_table(init: Sequence[Sequence[float]] | None, num_fusions: int, num_shifts: int):
     """K x J table of coefficient offsets; the default (1 for j = 0, else 0) is the identity."""
     if init is None:
         return [[1.0] + [0.0] * (num_shifts - 1) for _ in range(num_fusions)]
     table = [[float(v) for v in row] for row in init]
     if len(table) != num_fusions or any(len(row) != num_shifts for row in table):
-        raise ValueError(
-            f"init must be a {num_fusions} x {num_shifts} table (K x J), got {init!r}"
-        )
+        raise ValueError(f"init must be a {num_fusions} x {num_shifts} table (K x J), got {init!r}")
     return table
 
 
@@ -158,6 +194,9 @@ class DynamicShiftMax(nn.Module):
         self.groups = groups
         self.num_shifts = num_shifts
         self.num_fusions = num_fusions
+        # fc2's K * J * C outputs, viewed as the coefficients a^k_{i,j} (the one place that
+        # fixes their order).
+        self.coefficient_shape = (num_fusions, num_shifts, channels)
         self.coefficient_range = float(coefficient_range)
         if squeeze_channels is None:
             squeeze_channels = max(4, make_divisible(channels // reduction, 4))
@@ -165,7 +204,8 @@ class DynamicShiftMax(nn.Module):
         self.fc2 = nn.Linear(squeeze_channels, num_fusions * num_shifts * channels)
         table = _init_table(init, num_fusions, num_shifts)
         self.register_buffer(
-            "coefficient_init", torch.tensor(table).view(1, num_fusions, num_shifts, 1),
+            "coefficient_init",
+            torch.tensor(table).view(1, num_fusions, num_shifts, 1),
             persistent=False,
         )
         self.spatial_temperature = float(spatial_temperature)
@@ -187,8 +227,7 @@ class DynamicShiftMax(nn.Module):
             raise ValueError("this DynamicShiftMax was built without spatial_attention")
         n, _, h, w = x.shape
         logits = self.spatial(x).view(n, h * w) / self.spatial_temperature
-        pi = torch.softmax(logits, dim=1) * (self.spatial_gamma * h * w)
-        return pi.clamp(max=1.0).view(n, 1, h, w)
+        return spatial_attention(logits, self.spatial_gamma, (h, w))
 
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
         """The hyper-function: (N, C, H, W) -> coefficients (N, K, J, C)."""
@@ -197,8 +236,27 @@ class DynamicShiftMax(nn.Module):
         hidden = F.relu(self.fc1(pooled))
         gate = F.relu6(self.fc2(hidden) + 3.0) * (1.0 / 6.0)
         scaled = (gate - 0.5) * (2.0 * self.coefficient_range)
-        scaled = scaled.view(n, self.num_fusions, self.num_shifts, self.channels)
+        scaled = scaled.view(n, *self.coefficient_shape)
         return scaled + self.coefficient_init
+
+    def folded_hyper_function(self) -> FoldedHyperFunction:
+        """:meth:`coefficients` as affine maps and a clamp, in float64 (detached), for an
+        inference form that must not depend on ``fc2``'s row order.
+
+        The hard sigmoid is ``clamp(z / 6 + 1 / 2, 0, 1)``, so its rescaling and the offsets
+        fold into ``fc2``: ``a = (hsigmoid(z) - 1 / 2) * 2r + init
+        = clamp(z * r / 3 + init, init - r, init + r)`` with ``r = coefficient_range``.
+        """
+        shape, r = self.coefficient_shape, self.coefficient_range
+        init = self.coefficient_init.detach().double().expand(1, *shape)[0]  # (K, J, C)
+        return FoldedHyperFunction(
+            fc1_weight=self.fc1.weight.detach().double(),
+            fc1_bias=self.fc1.bias.detach().double(),
+            weight=self.fc2.weight.detach().double().view(*shape, -1) * (r / 3.0),
+            bias=self.fc2.bias.detach().double().view(shape) * (r / 3.0) + init,
+            low=init - r,
+            high=init + r,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(self, x)

@@ -39,6 +39,14 @@ def test_channel_shuffle_is_the_transpose_permutation():
 def test_channel_shuffle_rejects_indivisible_channels():
     with pytest.raises(ValueError, match="divisible"):
         ChannelShuffle(4)(torch.zeros(1, 6, 2, 2))
+    with pytest.raises(ValueError, match="divisible"):
+        ChannelShuffle(4).permutation(6)
+
+
+def test_channel_shuffle_permutation_is_its_forward():
+    """``permutation`` is the shuffle's only index (the inference form folds it into weights)."""
+    x = torch.randn(2, 24, 3, 3)
+    assert torch.equal(x[:, ChannelShuffle(6).permutation(24)], ChannelShuffle(6)(x))
 
 
 # --- Micro-Factorized pointwise ---------------------------------------------------------------
@@ -69,7 +77,7 @@ def test_mf_pointwise_is_a_dense_conv_of_rank_one_blocks():
     block = channels // g
     for i in range(g):
         for j in range(g):
-            sub = dense[i * block:(i + 1) * block, j * block:(j + 1) * block]
+            sub = dense[i * block : (i + 1) * block, j * block : (j + 1) * block]
             # every block is an outer product through exactly one hidden channel: rank 1,
             # and none is zero, so every output channel sees every input channel
             assert torch.linalg.matrix_rank(sub).item() == 1, (i, j)
@@ -136,7 +144,11 @@ def _shift_max_by_hand(x, coefficients, groups):
                 total = 0.0
                 for j in range(j_count):
                     source = ((g + j) % groups) * per + (m + j) % per
-                    total = total + coefficients[b if coefficients.shape[0] > 1 else 0, k, j, i] * x[b, source]
+                    total = (
+                        total
+                        + coefficients[b if coefficients.shape[0] > 1 else 0, k, j, i]
+                        * x[b, source]
+                    )
                 candidates.append(total)
             out[b, i] = torch.stack(candidates).max(dim=0).values
     return out
@@ -170,8 +182,9 @@ def test_static_shift_max_default_is_identity_and_j1_k2_is_relu():
 
 def test_dynamic_shift_max_j1_k2_is_dynamic_relu():
     channels = 8
-    layer = DynamicShiftMax(channels, 1, num_shifts=1, num_fusions=2, init=((1.0,), (0.0,)),
-                            reduction=2)
+    layer = DynamicShiftMax(
+        channels, 1, num_shifts=1, num_fusions=2, init=((1.0,), (0.0,)), reduction=2
+    )
     x = torch.randn(3, channels, 5, 5)
     # With a zero hyper-function the coefficients are their offsets: max(x, 0) = ReLU.
     with torch.no_grad():
@@ -197,8 +210,9 @@ def test_dynamic_shift_max_coefficients_follow_the_hyper_function():
     x = torch.randn(2, channels, 4, 6)
     pooled = x.mean((2, 3))
     gate = F.hardsigmoid(layer.fc2(F.relu(layer.fc1(pooled))))
-    expected = (gate - 0.5).view(2, 2, 2, channels) * 4.0 + torch.tensor(
-        [[1.0, 0.0], [0.5, 0.5]])[None, :, :, None]
+    expected = (gate - 0.5).view(2, 2, 2, channels) * 4.0 + torch.tensor([[1.0, 0.0], [0.5, 0.5]])[
+        None, :, :, None
+    ]
     torch.testing.assert_close(layer.coefficients(x), expected, rtol=1e-5, atol=1e-6)
     coefficients = layer.coefficients(x)
     assert coefficients.min() >= -2.0 and coefficients.max() <= 3.0

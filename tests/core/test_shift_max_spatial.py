@@ -15,8 +15,10 @@ def _by_hand(layer: DynamicShiftMax, x: torch.Tensor) -> torch.Tensor:
     pi = pi.view(n, 1, 1, 1, h, w)
     a = layer.coefficients(x)[..., None, None] * pi  # (N, K, J, C, H, W)
     shifted = [group_shift(x, layer.groups, j) for j in range(layer.num_shifts)]
-    fused = [sum(a[:, k, j] * shifted[j] for j in range(layer.num_shifts))
-             for k in range(layer.num_fusions)]
+    fused = [
+        sum(a[:, k, j] * shifted[j] for j in range(layer.num_shifts))
+        for k in range(layer.num_fusions)
+    ]
     return torch.stack(fused).amax(0)
 
 
@@ -41,7 +43,12 @@ def test_spatial_attention_equals_per_position_coefficients(num_fusions):
     assert float(pi.std()) > 0.01  # it does vary across positions
     torch.testing.assert_close(layer(x), _by_hand(layer, x))
     assert sorted(layer.state_dict()) == [
-        "fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight", "spatial.bias", "spatial.weight"
+        "fc1.bias",
+        "fc1.weight",
+        "fc2.bias",
+        "fc2.weight",
+        "spatial.bias",
+        "spatial.weight",
     ]
 
 
@@ -64,7 +71,9 @@ def test_uniform_attention_is_gamma_and_large_logits_clip_at_one():
 def test_spatial_attention_learns_and_rejects_bad_settings():
     layer = DynamicShiftMax(8, 2, spatial_attention=True)
     layer(torch.randn(2, 8, 5, 5)).square().sum().backward()
-    assert layer.spatial.weight.grad is not None and float(layer.spatial.weight.grad.abs().sum()) > 0
+    assert (
+        layer.spatial.weight.grad is not None and float(layer.spatial.weight.grad.abs().sum()) > 0
+    )
     with pytest.raises(ValueError, match="spatial_temperature"):
         DynamicShiftMax(8, 2, spatial_attention=True, spatial_temperature=0.0)
     with pytest.raises(ValueError, match="spatial_gamma"):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
+from micronet_testing import relative_error  # noqa: F401 (the deploy tests import it from here)
 from torch import nn
 
 import micronet_backbones as mb
 from micronet_backbones.ops import DynamicShiftMax
-from micronet_testing import relative_error  # noqa: F401 (the deploy tests import it from here)
 
 TOLERANCE = 1e-5
 

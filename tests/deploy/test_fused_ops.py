@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from deploy_helpers import TOLERANCE, randomize, relative_error
 from torch import nn
 
-from deploy_helpers import TOLERANCE, randomize, relative_error
 from micronet_backbones import BlockSpec, block_from_spec
 from micronet_backbones.deploy import (
     ChannelPermutation,
@@ -16,7 +16,6 @@ from micronet_backbones.deploy import (
     fuse_block,
 )
 from micronet_backbones.deploy.folding import merge_separable
-from micronet_backbones.deploy.permutation import shuffle_index
 from micronet_backbones.ops import (
     ChannelShuffle,
     DynamicShiftMax,
@@ -64,7 +63,7 @@ def test_stem_like_pair_with_output_permutation():
     second = nn.Conv2d(4, 12, (1, 3), (1, 2), (0, 1), groups=4, bias=False)
     bn1, bn2 = nn.BatchNorm2d(4), nn.BatchNorm2d(12)
     randomize(nn.Sequential(bn1, bn2))
-    index = shuffle_index(12, 4)
+    index = ChannelShuffle(4).permutation(12)
     merged = MergedSeparableConv(first, bn1, second, bn2, output_index=index)
     x = torch.randn(2, 3, 15, 20)
     with torch.no_grad():
@@ -98,13 +97,8 @@ def test_pointwise(groups, batch):
 def _composed(channels, *groups):
     index = torch.arange(channels)
     for g in groups:
-        index = index[shuffle_index(channels, g)]
+        index = index[ChannelShuffle(g).permutation(channels)]
     return index
-
-
-def test_shuffle_index_matches_the_core():
-    x = torch.randn(2, 24, 3, 3)
-    assert torch.equal(x[:, shuffle_index(24, 6)], ChannelShuffle(6)(x))
 
 
 @pytest.mark.parametrize(
@@ -139,8 +133,9 @@ def test_other_permutations_gather_and_identity_is_dropped():
 @pytest.mark.parametrize("spatial", [False, True])
 def test_shift_max(fusions, shifts, spatial):
     module = randomize(
-        DynamicShiftMax(24, 4, num_shifts=shifts, num_fusions=fusions, reduction=4,
-                        spatial_attention=spatial)
+        DynamicShiftMax(
+            24, 4, num_shifts=shifts, num_fusions=fusions, reduction=4, spatial_attention=spatial
+        )
     )
     fused = FusedShiftMax(module)
     x = torch.randn(3, 24, 5, 6)
@@ -157,7 +152,7 @@ def test_shift_max_with_permutations_moved_into_it(spatial, fusions):
     module = randomize(
         DynamicShiftMax(48, 6, num_fusions=fusions, reduction=4, spatial_attention=spatial)
     )
-    before, after = shuffle_index(48, 4), shuffle_index(48, 24)
+    before, after = ChannelShuffle(4).permutation(48), ChannelShuffle(24).permutation(48)
     fused = FusedShiftMax(module)
     moved = fused.absorb_input_permutation(before)
     fused.output = ChannelPermutation(moved[after])
@@ -170,7 +165,7 @@ def test_shift_max_with_permutations_moved_into_it(spatial, fusions):
 def test_depthwise_with_input_permutation():
     layer = randomize(MicroFactorizedDepthwise(8, 3, 2, (2, 2)))
     merged = MergedSeparableConv(layer.conv_kx1, layer.bn_kx1, layer.conv_1xk, layer.bn_1xk)
-    index = shuffle_index(8, 2)
+    index = ChannelShuffle(2).permutation(8)
     moved = merged.absorb_input_permutation(index)
     x = torch.randn(1, 8, 9, 10)
     with torch.no_grad():

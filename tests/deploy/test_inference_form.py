@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from deploy_helpers import TOLERANCE, random_model, randomize, relative_error
+from micronet_testing import compact_fixture
 
 import micronet_backbones as mb
-from deploy_helpers import TOLERANCE, random_model, randomize, relative_error
 from micronet_backbones.deploy import InferenceMicroNet, to_inference_form
-from micronet_testing import compact_fixture
 
 ARCHS = ("micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3")
 

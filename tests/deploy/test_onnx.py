@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from deploy_helpers import random_model, relative_error
+
 from micronet_backbones.deploy import to_inference_form
 
 onnx = pytest.importorskip("onnx")
@@ -88,9 +88,23 @@ def test_export_tool_backbone(tmp_path):
 
     tool = Path(__file__).resolve().parents[2] / "tools" / "export_onnx.py"
     out = tmp_path / "m0.onnx"
-    result = subprocess.run([sys.executable, str(tool), "--model", "m0", "--kind", "backbone",
-                             "--output-stride", "16", "--output", str(out)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(tool),
+            "--model",
+            "m0",
+            "--kind",
+            "backbone",
+            "--output-stride",
+            "16",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     printed = result.stdout
     assert "stride4, stride8, stride16" in printed and "batch 3" in printed
