@@ -1,5 +1,5 @@
-# MicroNet-M3 + Micro-Block head on the generated stick-figure set (micronet_backbones.pose
-# .synthetic), 128x96 input: the quick-start and the end-to-end test. The model is the COCO M3
+# MicroNet-M3 + Micro-Block head on the generated stick-figure set (micronet_backbones
+# .synthetic.figures), 128x96 input: the quick-start and the end-to-end test. The model is the COCO M3
 # config's (same backbone, same head widths, same loss and flip test); the input size, the
 # data, the schedule, the batch size and the augmentation change, and there are no ImageNet
 # weights (nothing is downloaded).
