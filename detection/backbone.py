@@ -33,20 +33,21 @@ __all__ = ["MicroNetBackbone", "build_micronet_backbone"]
 
 logger = logging.getLogger(__name__)
 
-_DETECTRON2_DEFAULT_FREEZE_AT = 2  # get_cfg().MODEL.BACKBONE.FREEZE_AT
-
 
 def _stride_of(name: str) -> int:
     if name not in FEATURE_NAMES:
-        raise ValueError(f"unknown MicroNet feature {name!r}; valid names: {', '.join(FEATURE_NAMES)}")
-    return int(name[len("stride"):])
+        raise ValueError(
+            f"unknown MicroNet feature {name!r}; valid names: {', '.join(FEATURE_NAMES)}"
+        )
+    return int(name[len("stride") :])
 
 
 class MicroNetBackbone(Backbone):
     """A MicroNet returning named multi-scale features (see the module docstring).
 
     Args:
-        arch: one of ``micronet_backbones.list_models()``, e.g. "micronet_m3".
+        arch: one of ``micronet_backbones.list_models()``, either spelling ("micronet_m3" or
+            "m3"); ``ValueError`` listing the valid names otherwise.
         out_features: names to return, any of "stride4", "stride8", "stride16", "stride32".
         freeze_at: 0 freezes nothing, 1 the stem, k >= 2 the stem and the stages up to
             stride 2**k (Detectron2's ``FREEZE_AT`` convention; at most 5, everything).
@@ -68,6 +69,7 @@ class MicroNetBackbone(Backbone):
         weights: str = "",
     ) -> None:
         super().__init__()
+        arch = core.canonical_name(arch)
         out_features = list(out_features)
         if not out_features or len(set(out_features)) != len(out_features):
             raise ValueError(f"MicroNet out_features must be distinct names, got {out_features}")
@@ -83,13 +85,17 @@ class MicroNetBackbone(Backbone):
             result = core.load_pretrained(self.micronet, weights)
             logger.info(
                 "MicroNet %s: loaded %d tensors from %s (%s format); skipped %d classifier keys",
-                arch, len(result.loaded), weights, result.source_format, len(result.skipped),
+                arch,
+                len(result.loaded),
+                weights,
+                result.source_format,
+                len(result.skipped),
             )
 
         self._freeze(freeze_at)
         # Stages past the last returned stride never run; keep them out of the optimizer (and
         # out of DistributedDataParallel's unused-parameter check).
-        for stage in self.micronet.stages[self.micronet.feature_info[-1].stage + 1:]:
+        for stage in self.micronet.stages[self.micronet.feature_info[-1].stage + 1 :]:
             for parameter in stage.parameters():
                 parameter.requires_grad_(False)
         if norm == "FrozenBN":
@@ -108,14 +114,18 @@ class MicroNetBackbone(Backbone):
 
     def _freeze(self, freeze_at: int) -> None:
         """Stop gradients into the stem and ``stages[:freeze_at - 1]``; their BN becomes frozen."""
-        frozen = ([self.micronet.stem] if freeze_at >= 1 else []) + list(self.micronet.stages[: max(freeze_at - 1, 0)])
+        frozen = ([self.micronet.stem] if freeze_at >= 1 else []) + list(
+            self.micronet.stages[: max(freeze_at - 1, 0)]
+        )
         for module in frozen:
             for parameter in module.parameters():
                 parameter.requires_grad_(False)
         if freeze_at >= 1:
             self.micronet.stem = FrozenBatchNorm2d.convert_frozen_batchnorm(self.micronet.stem)
         for index in range(max(freeze_at - 1, 0)):
-            self.micronet.stages[index] = FrozenBatchNorm2d.convert_frozen_batchnorm(self.micronet.stages[index])
+            self.micronet.stages[index] = FrozenBatchNorm2d.convert_frozen_batchnorm(
+                self.micronet.stages[index]
+            )
 
     @property
     def size_divisibility(self) -> int:
@@ -128,7 +138,9 @@ class MicroNetBackbone(Backbone):
 
     def output_shape(self) -> dict[str, ShapeSpec]:
         return {
-            name: ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
+            name: ShapeSpec(
+                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
+            )
             for name in self._out_features
         }
 
@@ -142,18 +154,26 @@ def build_micronet_backbone(cfg, input_shape: ShapeSpec) -> MicroNetBackbone:
             "before merging a MicroNet config"
         )
     if input_shape.channels != 3:
-        raise ValueError(f"MicroNet takes 3-channel images, got input_shape.channels={input_shape.channels}")
-    micronet_cfg = cfg.MODEL.MICRONET
-    if cfg.MODEL.BACKBONE.FREEZE_AT not in (_DETECTRON2_DEFAULT_FREEZE_AT, micronet_cfg.FREEZE_AT):
-        logger.warning(
-            "MODEL.BACKBONE.FREEZE_AT=%d is set but not read by MicroNet; MODEL.MICRONET.FREEZE_AT=%d "
-            "applies (set that key to change what is frozen)",
-            cfg.MODEL.BACKBONE.FREEZE_AT, micronet_cfg.FREEZE_AT,
+        raise ValueError(
+            f"MicroNet takes 3-channel images, got input_shape.channels={input_shape.channels}"
         )
-    return MicroNetBackbone(
-        micronet_cfg.ARCH,
-        out_features=micronet_cfg.OUT_FEATURES,
-        freeze_at=micronet_cfg.FREEZE_AT,
-        norm=micronet_cfg.NORM,
-        weights=micronet_cfg.WEIGHTS,
-    )
+    micronet_cfg = cfg.MODEL.MICRONET
+    try:
+        arch = core.canonical_name(micronet_cfg.ARCH)
+    except ValueError as error:
+        raise ValueError(f"MODEL.MICRONET.ARCH: {error}") from None
+    try:
+        return MicroNetBackbone(
+            arch,
+            out_features=micronet_cfg.OUT_FEATURES,
+            freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
+            norm=micronet_cfg.NORM,
+            weights=micronet_cfg.WEIGHTS,
+        )
+    except core.CheckpointDownloadError as error:
+        raise core.CheckpointDownloadError(
+            f"MODEL.MICRONET.WEIGHTS: {error}. Offline: set MODEL.MICRONET.WEIGHTS to a local "
+            'copy of the file, or to "" and MODEL.WEIGHTS to the file that '
+            "tools/convert_pretrained.py makes of it",
+            error.url,
+        ) from error

@@ -3,18 +3,13 @@
 =============================  ====================  =============================================
 key                            default               meaning
 =============================  ====================  =============================================
-MODEL.MICRONET.ARCH            "micronet_m3"         one of ``micronet_backbones.list_models()``
+MODEL.MICRONET.ARCH            "micronet_m3"         one of ``micronet_backbones.list_models()``,
+                                                     either spelling ("micronet_m3" or "m3")
 MODEL.MICRONET.OUT_FEATURES    ["stride4", ...,      feature maps the backbone returns, named by
                                "stride32"]           stride: "stride4", "stride8", "stride16",
                                                      "stride32" (the output of the last block at
                                                      that stride). ``MODEL.FPN.IN_FEATURES`` picks
                                                      from these.
-MODEL.MICRONET.FREEZE_AT       2                     as Detectron2's ``MODEL.BACKBONE.FREEZE_AT``
-                                                     for ResNets: 0 freezes nothing, 1 the stem,
-                                                     k >= 2 the stem and every block up to
-                                                     stride 2**k (so 2 = stem + stride-4 blocks,
-                                                     like ResNet's stem + res2). Frozen parts have
-                                                     ``requires_grad=False`` and FrozenBatchNorm.
 MODEL.MICRONET.NORM            "FrozenBN"            norm of the blocks that train: "BN",
                                                      "FrozenBN" (Detectron2's default for
                                                      ImageNet backbones) or "SyncBN" (multi-GPU)
@@ -27,9 +22,11 @@ MODEL.MICRONET.WEIGHTS         ""                    the authors' ImageNet check
                                                      and set ``MODEL.WEIGHTS``.
 =============================  ====================  =============================================
 
-MicroNet reads ``MODEL.MICRONET.FREEZE_AT``, not ``MODEL.BACKBONE.FREEZE_AT`` (ResNet's key);
-the builders log a warning when the latter is changed from Detectron2's default to a value the
-former does not have, so a setting made on the wrong key is seen.
+What is frozen is Detectron2's own ``MODEL.BACKBONE.FREEZE_AT`` (default 2), with ResNet's
+meaning: 0 freezes nothing, 1 the stem, k >= 2 the stem and every block up to stride 2**k (so 2
+= stem + stride-4 blocks, like ResNet's stem + res2). Frozen parts have ``requires_grad=False``
+and FrozenBatchNorm. A config that still sets the former ``MODEL.MICRONET.FREEZE_AT`` fails to
+merge with an error naming the key to use instead.
 """
 
 from __future__ import annotations
@@ -58,7 +55,11 @@ def add_micronet_config(cfg: CN) -> CN:
     cfg.MODEL.MICRONET = CN()
     cfg.MODEL.MICRONET.ARCH = "micronet_m3"
     cfg.MODEL.MICRONET.OUT_FEATURES = list(FEATURE_NAMES)
-    cfg.MODEL.MICRONET.FREEZE_AT = 2
     cfg.MODEL.MICRONET.NORM = "FrozenBN"
     cfg.MODEL.MICRONET.WEIGHTS = ""
+    cfg.register_renamed_key(
+        "MODEL.MICRONET.FREEZE_AT",
+        "MODEL.BACKBONE.FREEZE_AT",
+        message="MicroNet uses Detectron2's own freeze setting",
+    )
     return cfg

@@ -72,6 +72,8 @@ def build_micronet_retinanet_fpn(cfg, input_shape: ShapeSpec) -> FPN:
         in_features=in_features,
         out_channels=out_channels,
         norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelP6P7(bottom_up.output_shape()[_TOP].channels, out_channels, in_feature=_TOP),
+        top_block=LastLevelP6P7(
+            bottom_up.output_shape()[_TOP].channels, out_channels, in_feature=_TOP
+        ),
         fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
     )

@@ -10,6 +10,7 @@ Quick use::
 
 from .blocks import MicroBlockA, MicroBlockB, MicroBlockC, Stem, block_from_spec
 from .checkpoint import (
+    CheckpointDownloadError,
     CheckpointError,
     LoadResult,
     authors_key_map,
@@ -33,6 +34,7 @@ from .specs import BlockSpec, MicroNetSpec
 __all__ = [
     "BlockSpec",
     "ChannelShuffle",
+    "CheckpointDownloadError",
     "CheckpointError",
     "ClassifierHead",
     "DynamicShiftMax",

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from typing import Union
 
-import torch
-
 from .checkpoint import load_pretrained
 from .model import MicroNet
-from .specs import M0, M1, M2, M3, MicroNetSpec
+from .specs import RELEASED, MicroNetSpec
 
 __all__ = ["canonical_name", "create_model", "get_spec", "list_models"]
 
-_SPECS: dict[str, MicroNetSpec] = {spec.name: spec for spec in (M0, M1, M2, M3)}
+_SPECS: dict[str, MicroNetSpec] = {spec.name: spec for spec in RELEASED}
 
 
 def list_models() -> list[str]:
@@ -48,14 +45,6 @@ def get_spec(name: str) -> MicroNetSpec:
     return _SPECS[canonical_name(name)]
 
 
-@functools.lru_cache(maxsize=None)
-def reference_shapes(name: str) -> dict[str, torch.Size]:
-    """Parameter / buffer shapes of the full classifier ``name`` (built on the meta device)."""
-    with torch.device("meta"):
-        model = MicroNet(get_spec(name))
-    return {k: v.shape for k, v in model.state_dict().items()}
-
-
 def create_model(
     name: str,
     *,
@@ -68,7 +57,8 @@ def create_model(
     """Build a MicroNet by name, optionally with weights.
 
     Args:
-        name: one of :func:`list_models`.
+        name: one of :func:`list_models`, either spelling ("micronet_m3" or "m3", see
+            :func:`canonical_name`).
         pretrained: ``None`` / ``False`` (the authors' random init), ``True`` (the authors'
             ImageNet checkpoint for the arch, downloaded once into torch.hub's cache), a path, or
             a URL (``http(s)://``, ``file://``). Authors' and our checkpoint formats are both read

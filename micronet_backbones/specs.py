@@ -219,3 +219,7 @@ M3 = MicroNetSpec(
     dropout=0.1,
     url=_URL.format("m3"),
 )
+
+# The released architectures, in order: the registry names them, checkpoint identification
+# tries each.
+RELEASED = (M0, M1, M2, M3)

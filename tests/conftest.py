@@ -7,7 +7,6 @@ The fixtures themselves (compact ones vendored in tests/fixtures, large optional
 from pathlib import Path
 
 import pytest
-
 from micronet_testing import large_fixtures_dir, save_authors_checkpoint
 
 

@@ -116,7 +116,7 @@ def _short(arch: str) -> str:
     return canonical_name(arch).removeprefix("micronet_")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compact(arch: str) -> dict:
     stored = torch.load(
         COMPACT_DIR / f"authors_outputs_micronet_{arch}.pt", map_location="cpu", weights_only=True
@@ -162,7 +162,7 @@ def large_fixture_path(arch: str) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(path: str) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 

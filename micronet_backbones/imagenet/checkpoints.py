@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, load_file
 
 __all__ = ["CHECKPOINT_FORMAT", "plain", "save_checkpoint", "load_training_checkpoint", "checkpoint_classes"]
 
@@ -66,13 +66,7 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping) -> None:
 
 
 def _read(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(f"{path} could not be read as a PyTorch checkpoint ({error})") from error
+    checkpoint = load_file(path)  # the core's reader: weights_only, clear errors
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f"{path} holds a {type(checkpoint).__name__}, not a checkpoint dict")
     return dict(checkpoint)

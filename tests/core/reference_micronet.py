@@ -90,8 +90,14 @@ INIT_BLOCK3 = (1.0, 0.0)
 
 def _bn(sd, p, x):
     return F.batch_norm(
-        x, sd[p + ".running_mean"], sd[p + ".running_var"], sd[p + ".weight"], sd[p + ".bias"],
-        False, 0.0, 1e-5,
+        x,
+        sd[p + ".running_mean"],
+        sd[p + ".running_var"],
+        sd[p + ".weight"],
+        sd[p + ".bias"],
+        False,
+        0.0,
+        1e-5,
     )
 
 
@@ -213,8 +219,18 @@ def reference_forward(state_dict, arch_name, x, output_stride=32):
         inp, stride = row[2], stride * row[0]
         features[stride] = y
     z = _hswish(F.adaptive_avg_pool2d(F.relu6(y), 1)).flatten(1)
-    z = _hswish(_bn(sd, "classifier.0.linear.1", F.linear(
-        z, sd["classifier.0.linear.0.weight"], sd["classifier.0.linear.0.bias"])))
-    z = _hswish(_bn(sd, "classifier.2.linear.1", F.linear(
-        z, sd["classifier.2.linear.0.weight"], sd["classifier.2.linear.0.bias"])))
+    z = _hswish(
+        _bn(
+            sd,
+            "classifier.0.linear.1",
+            F.linear(z, sd["classifier.0.linear.0.weight"], sd["classifier.0.linear.0.bias"]),
+        )
+    )
+    z = _hswish(
+        _bn(
+            sd,
+            "classifier.2.linear.1",
+            F.linear(z, sd["classifier.2.linear.0.weight"], sd["classifier.2.linear.0.bias"]),
+        )
+    )
     return z, features

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
+import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
+from micronet_testing import ARCHS, compact_fixture
 
 import micronet_backbones as mb
 from micronet_backbones import registry
 from micronet_backbones.checkpoint import (
+    CheckpointDownloadError,
     CheckpointError,
     authors_key_map,
     convert_authors_state_dict,
@@ -18,7 +23,7 @@ from micronet_backbones.checkpoint import (
     read_checkpoint,
 )
 from micronet_backbones.specs import M0
-from micronet_testing import ARCHS, compact_fixture
+
 
 def _assert_same_state(model, expected_state):
     state = model.state_dict()
@@ -158,7 +163,9 @@ def test_checkpoint_of_another_arch_names_both():
     _assert_unchanged(model, before)
 
     ours = mb.create_model("micronet_m3").state_dict()
-    with pytest.raises(CheckpointError, match="checkpoint is a micronet_m3, but the model is a micronet_m0"):
+    with pytest.raises(
+        CheckpointError, match="checkpoint is a micronet_m3, but the model is a micronet_m0"
+    ):
         load_pretrained(model, ours)
     _assert_unchanged(model, before)
 
@@ -173,13 +180,16 @@ def test_missing_unexpected_and_mismatched_keys_are_named():
         load_pretrained(model, missing)
 
     unexpected = dict(authors, **{"features.2.layers.6.conv.0.weight": torch.zeros(3)})
-    with pytest.raises(CheckpointError, match=r"unexpected keys: features\.2\.layers\.6\.conv\.0\.weight"):
+    with pytest.raises(
+        CheckpointError, match=r"unexpected keys: features\.2\.layers\.6\.conv\.0\.weight"
+    ):
         load_pretrained(model, unexpected)
 
     mismatched = dict(authors)
     mismatched["features.5.layers.1.fc.0.bias"] = torch.zeros(17)
     with pytest.raises(
-        CheckpointError, match=r"stages\.3\.0\.act_expand\.fc1\.bias \(checkpoint \(17,\), model \(16,\)\)"
+        CheckpointError,
+        match=r"stages\.3\.0\.act_expand\.fc1\.bias \(checkpoint \(17,\), model \(16,\)\)",
     ):
         load_pretrained(model, mismatched)
     _assert_unchanged(model, before)
@@ -203,7 +213,10 @@ def test_files_that_are_not_checkpoints(tmp_path):
 
     # weights_only=True refuses arbitrary pickled objects
     pickled = tmp_path / "pickled.pth"
-    torch.save({"state_dict": compact_fixture("m0")["state_dict"], "args": argparse.Namespace(a=1)}, pickled)
+    torch.save(
+        {"state_dict": compact_fixture("m0")["state_dict"], "args": argparse.Namespace(a=1)},
+        pickled,
+    )
     with pytest.raises(CheckpointError, match="could not be read"):
         read_checkpoint(pickled)
 
@@ -213,6 +226,51 @@ def test_files_that_are_not_checkpoints(tmp_path):
 
     with pytest.raises(FileNotFoundError):
         mb.create_model("micronet_m0", pretrained=tmp_path / "absent.pth")
+
+
+def test_a_url_that_cannot_be_downloaded_says_so(tmp_path, monkeypatch):
+    """A failed download is named as such, with what to do offline, not as an unreadable file.
+    No network is touched: an unknown URL scheme fails in urllib, and the authors' URL (what
+    pretrained=True fetches) meets a download function that fails as it does offline."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    model = mb.create_model("micronet_m0")
+    before = _snapshot(model)
+    with pytest.raises(CheckpointDownloadError) as info:
+        load_pretrained(model, "nosuch://example.invalid/micronet-m0.pth")
+    message = str(info.value)
+    assert "the download of nosuch://example.invalid/micronet-m0.pth failed (URLError" in message
+    assert "unknown url type" in message and "pass its local path instead of the URL" in message
+    assert "could not be read as a PyTorch checkpoint" not in message
+    assert isinstance(info.value, CheckpointError)  # callers catching CheckpointError still do
+    _assert_unchanged(model, before)
+
+    def offline(url, dst, *args, **kwargs):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    url = registry.get_spec("micronet_m3").url
+    with pytest.raises(CheckpointDownloadError, match="name resolution") as info:
+        mb.create_model("micronet_m3", pretrained=True)
+    assert info.value.url == url and f"the download of {url} failed" in str(info.value)
+    assert not (tmp_path / "torch_home" / "hub" / "checkpoints" / "micronet-m3.pth").exists()
+
+
+def test_checkpoint_modules_do_not_import_the_registry():
+    """No import circle: the registry imports the checkpoint package, never the reverse."""
+    package = Path(mb.__file__).parent / "checkpoint"
+    modules = sorted(package.glob("*.py"))
+    assert {m.stem for m in modules} >= {"authors_keys", "errors", "formats", "loading", "reader"}
+    for module in modules:
+        tree = ast.parse(module.read_text())
+        imported = [
+            node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+        ] + [
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        ]
+        assert not [name for name in imported if "registry" in name], module.name
 
 
 def test_load_pretrained_needs_a_micronet():

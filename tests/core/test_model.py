@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from micronet_testing import ARCHS, compact_fixture
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 import micronet_backbones as mb
 from micronet_backbones import BlockSpec, block_from_spec, load_pretrained
 from micronet_backbones.model import block_module_names
-from micronet_testing import ARCHS, compact_fixture
 
 # The fixture README's parameter counts of the authors' models.
 PARAMS = {"m0": 1_019_590, "m1": 1_777_587, "m2": 2_393_876, "m3": 2_622_960}
@@ -31,6 +31,19 @@ def test_unknown_name_lists_the_valid_ones():
         mb.create_model("micronet_m4")
 
 
+def test_both_spellings_resolve_through_canonical_name():
+    for name in ("m3", "M3", " micronet_m3", "MicroNet_M3"):
+        assert mb.canonical_name(name) == "micronet_m3"
+        assert mb.get_spec(name) is mb.get_spec("micronet_m3")
+    assert mb.create_model("m1").spec.name == "micronet_m1"
+    valid = r"valid names: micronet_m0, micronet_m1, micronet_m2, micronet_m3 \(or m0, m1, m2, m3\)"
+    for bad in ("m4", "micronet", "resnet50", None):
+        with pytest.raises(ValueError, match=rf"unknown model {bad!r}; {valid}"):
+            mb.canonical_name(bad)
+    with pytest.raises(ValueError, match=rf"unknown model 'x3'; {valid}"):
+        mb.create_model("x3")
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_parameter_counts_equal_the_authors(arch):
     model = mb.create_model(f"micronet_{arch}")
@@ -44,7 +57,12 @@ def test_feature_taps(arch):
     assert [(i.channels, i.stride) for i in model.feature_info] == list(
         zip(TAP_CHANNELS[arch], (4, 8, 16, 32))
     )
-    assert [i.module for i in model.feature_info] == ["stages.0", "stages.1", "stages.2", "stages.3"]
+    assert [i.module for i in model.feature_info] == [
+        "stages.0",
+        "stages.1",
+        "stages.2",
+        "stages.3",
+    ]
     with torch.no_grad():
         features = model(torch.randn(2, 3, 96, 64))
     assert [tuple(f.shape) for f in features] == [
@@ -128,7 +146,9 @@ def test_norm_layers_are_plain_and_convertible():
     head_kinds = {type(m) for m in mb.create_model("micronet_m0").head.modules()}
     assert nn.BatchNorm1d in head_kinds
 
-    synced = nn.SyncBatchNorm.convert_sync_batchnorm(mb.create_model("micronet_m0", features_only=True))
+    synced = nn.SyncBatchNorm.convert_sync_batchnorm(
+        mb.create_model("micronet_m0", features_only=True)
+    )
     assert not any(type(m) is nn.BatchNorm2d for m in synced.modules())
     load_pretrained(synced, compact_fixture("m0")["state_dict"])
 
@@ -182,7 +202,15 @@ def test_blocks_from_spec_rows_at_any_width():
 
 @pytest.mark.parametrize("features_only", [False, True])
 @pytest.mark.parametrize(
-    "shape", [(3, 64, 64), (2, 1, 64, 64), (2, 4, 64, 64), (1, 3, 31, 64), (1, 3, 64, 16), (1, 2, 3, 64, 64)]
+    "shape",
+    [
+        (3, 64, 64),
+        (2, 1, 64, 64),
+        (2, 4, 64, 64),
+        (1, 3, 31, 64),
+        (1, 3, 64, 16),
+        (1, 2, 3, 64, 64),
+    ],
 )
 def test_bad_input_raises_value_error_with_expected_shape(shape, features_only):
     model = mb.create_model("micronet_m0", features_only=features_only).eval()

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-import micronet_backbones as mb
 from micronet_testing import ARCHS, STRIDES, compact_fixture, large_fixture, relative_error
 from reference_micronet import reference_forward
+
+import micronet_backbones as mb
 
 TOLERANCE = 1e-5
 FIXTURES = {"compact": compact_fixture, "large": large_fixture}
@@ -39,9 +39,8 @@ def large_checkpoints(tmp_path_factory):
 @pytest.fixture
 def checkpoint_of(authors_checkpoint, large_checkpoints):
     """``get(source, arch) -> Path`` of the authors'-format checkpoint of that fixture."""
-    return lambda source, arch: {"compact": authors_checkpoint, "large": large_checkpoints}[
-        source
-    ](arch)
+    getters = {"compact": authors_checkpoint, "large": large_checkpoints}
+    return lambda source, arch: getters[source](arch)
 
 
 @pytest.mark.parametrize("source", FIXTURES)
@@ -113,7 +112,9 @@ def test_model_matches_the_reference_on_other_inputs(arch, authors_checkpoint):
 def test_output_stride_16_matches_the_reference_with_edited_strides(arch, authors_checkpoint):
     state_dict = compact_fixture(arch)["state_dict"]
     backbone = mb.create_model(
-        f"micronet_{arch}", pretrained=authors_checkpoint(arch), features_only=True,
+        f"micronet_{arch}",
+        pretrained=authors_checkpoint(arch),
+        features_only=True,
         output_stride=16,
     ).eval()
     assert [info.stride for info in backbone.feature_info] == [4, 8, 16]

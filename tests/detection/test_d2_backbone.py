@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import urllib.error
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,19 +13,24 @@ from detectron2.config import get_cfg  # noqa: E402
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec  # noqa: E402
 from detectron2.modeling import BACKBONE_REGISTRY, build_backbone  # noqa: E402
 from detectron2.structures import ImageList  # noqa: E402
+from micronet_testing import compact_fixture  # noqa: E402
 from torch import nn  # noqa: E402
 
 import micronet_backbones as core  # noqa: E402
 from micronet_backbones.detection import MicroNetBackbone, add_micronet_config  # noqa: E402
-from micronet_testing import compact_fixture  # noqa: E402
 
 ARCHS = ["micronet_m0", "micronet_m1", "micronet_m2", "micronet_m3"]
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "detection"
 
 
-def _cfg(**micronet):
+def _cfg(freeze_at=None, **micronet):
+    """A config of the bare backbone: ``freeze_at`` is Detectron2's MODEL.BACKBONE.FREEZE_AT,
+    the other keywords MODEL.MICRONET.* keys."""
     cfg = get_cfg()
     add_micronet_config(cfg)
     cfg.MODEL.BACKBONE.NAME = "build_micronet_backbone"
+    if freeze_at is not None:
+        cfg.MODEL.BACKBONE.FREEZE_AT = freeze_at
     for key, value in micronet.items():
         cfg.MODEL.MICRONET[key.upper()] = value
     return cfg
@@ -37,7 +45,8 @@ def test_add_micronet_config_defaults():
     cfg = _cfg()
     assert cfg.MODEL.MICRONET.ARCH == "micronet_m3"
     assert cfg.MODEL.MICRONET.OUT_FEATURES == ["stride4", "stride8", "stride16", "stride32"]
-    assert cfg.MODEL.MICRONET.FREEZE_AT == 2
+    assert cfg.MODEL.BACKBONE.FREEZE_AT == 2  # Detectron2's own key and default
+    assert "FREEZE_AT" not in cfg.MODEL.MICRONET
     assert cfg.MODEL.MICRONET.NORM == "FrozenBN"
     assert cfg.MODEL.MICRONET.WEIGHTS == ""
     with pytest.raises(KeyError, match="called twice"):
@@ -66,7 +75,12 @@ def test_output_shape_matches_the_features_for_any_image_size(arch):
     assert list(features) == list(shapes)
     for name, feature in features.items():
         stride = shapes[name].stride
-        assert tuple(feature.shape) == (3, shapes[name].channels, padded_h // stride, padded_w // stride)
+        assert tuple(feature.shape) == (
+            3,
+            shapes[name].channels,
+            padded_h // stride,
+            padded_w // stride,
+        )
 
 
 def test_out_features_choose_the_strides():
@@ -74,7 +88,10 @@ def test_out_features_choose_the_strides():
     assert list(backbone.output_shape()) == ["stride8", "stride16"]
     assert backbone.size_divisibility == 16
     features = backbone(torch.randn(1, 3, 64, 96))
-    assert {k: tuple(v.shape[-2:]) for k, v in features.items()} == {"stride8": (8, 12), "stride16": (4, 6)}
+    assert {k: tuple(v.shape[-2:]) for k, v in features.items()} == {
+        "stride8": (8, 12),
+        "stride16": (4, 6),
+    }
     # The stride-32 stage never runs, so it does not train.
     stride32 = backbone.micronet.stages[3]
     assert not any(p.requires_grad for p in stride32.parameters())
@@ -110,10 +127,17 @@ def test_freeze_at_freezes_the_stem_then_one_stride_stage_more_per_step(freeze_a
         assert got_grad is (part >= freeze_at)
 
 
-@pytest.mark.parametrize("norm, norm_type", [("BN", nn.BatchNorm2d), ("FrozenBN", FrozenBatchNorm2d), ("SyncBN", nn.SyncBatchNorm)])
+@pytest.mark.parametrize(
+    "norm, norm_type",
+    [("BN", nn.BatchNorm2d), ("FrozenBN", FrozenBatchNorm2d), ("SyncBN", nn.SyncBatchNorm)],
+)
 def test_norm_choice_applies_to_the_trainable_blocks(norm, norm_type):
     backbone = build_backbone(_cfg(freeze_at=2, norm=norm))
-    norms_of = lambda part: [type(m) for m in part.modules() if isinstance(m, (nn.modules.batchnorm._NormBase, FrozenBatchNorm2d))]  # noqa: E731
+
+    def norms_of(part):
+        norm_types = (nn.modules.batchnorm._NormBase, FrozenBatchNorm2d)
+        return [type(m) for m in part.modules() if isinstance(m, norm_types)]
+
     assert set(norms_of(backbone.micronet.stages[1])) == {norm_type}
     assert set(norms_of(backbone.micronet.stem)) == {FrozenBatchNorm2d}
 
@@ -143,16 +167,57 @@ def test_missing_micronet_config_and_wrong_channels_are_named():
         BACKBONE_REGISTRY.get("build_micronet_backbone")(_cfg(), ShapeSpec(channels=1))
 
 
-def test_freeze_at_set_on_the_resnet_key_is_logged(caplog):
-    with caplog.at_level("WARNING"):
-        build_backbone(_cfg(freeze_at=0))  # MODEL.BACKBONE.FREEZE_AT left at its default: quiet
-    assert "FREEZE_AT" not in caplog.text
-    cfg = _cfg(freeze_at=2)
-    cfg.MODEL.BACKBONE.FREEZE_AT = 0
-    with caplog.at_level("WARNING"):
-        backbone = build_backbone(cfg)
-    assert "MODEL.BACKBONE.FREEZE_AT=0 is set but not read by MicroNet" in caplog.text
-    assert backbone.freeze_at == 2
+def test_freeze_at_is_detectron2s_own_key(tmp_path):
+    assert build_backbone(_cfg()).freeze_at == 2  # Detectron2's default
+    cfg = _cfg()
+    cfg.merge_from_list(["MODEL.BACKBONE.FREEZE_AT", "0"])
+    assert build_backbone(cfg).freeze_at == 0
+    # The former MicroNet-only key is gone; a config that still sets it names the key to use.
+    old = tmp_path / "old.yaml"
+    old.write_text("MODEL:\n  MICRONET:\n    FREEZE_AT: 0\n")
+    with pytest.raises(
+        KeyError, match="MODEL.MICRONET.FREEZE_AT.*renamed.*MODEL.BACKBONE.FREEZE_AT"
+    ):
+        _cfg().merge_from_file(str(old))
+
+
+def test_both_arch_spellings_and_a_bad_one_lists_valid_names():
+    for arch in ("m2", "M2", "micronet_m2"):
+        backbone = build_backbone(_cfg(arch=arch, norm="BN", freeze_at=0))
+        assert backbone.micronet.spec.name == "micronet_m2"
+        assert MicroNetBackbone(arch).micronet.spec.name == "micronet_m2"
+    valid = r"valid names: micronet_m0, micronet_m1, micronet_m2, micronet_m3 \(or m0, m1, m2, m3\)"
+    with pytest.raises(ValueError, match=r"MODEL\.MICRONET\.ARCH: unknown model 'm7'; " + valid):
+        build_backbone(_cfg(arch="m7"))
+    with pytest.raises(ValueError, match=r"unknown model 'resnet50'; " + valid):
+        MicroNetBackbone("resnet50")
+
+
+def test_an_undownloadable_weights_url_says_the_download_failed_and_what_to_do_offline(
+    tmp_path, monkeypatch
+):
+    """The COCO configs name the authors' URL; offline, its download fails (simulated here: no
+    network is touched) and the error says so, with the two offline ways."""
+    calls = []
+
+    def offline(url, dst, *args, **kwargs):
+        calls.append(url)
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    cfg = _cfg()
+    cfg.merge_from_file(str(CONFIGS / "faster_rcnn_micronet_m3_fpn_3x.yaml"))
+    url = cfg.MODEL.MICRONET.WEIGHTS
+    assert url == "http://www.svcl.ucsd.edu/projects/micronet/assets/micronet-m3.pth"
+    with pytest.raises(core.CheckpointDownloadError) as info:
+        build_backbone(cfg)
+    message = str(info.value)
+    assert calls == [url] and info.value.url == url
+    assert f"MODEL.MICRONET.WEIGHTS: the download of {url} failed (URLError" in message
+    assert "Temporary failure in name resolution" in message
+    assert 'a local copy of the file, or to "" and MODEL.WEIGHTS' in message
+    assert "could not be read as a PyTorch checkpoint" not in message
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -178,13 +243,19 @@ def test_fvcore_madds_equal_the_core_model_without_its_classifier(arch):
 def test_authors_weights_load_at_build_time(authors_checkpoint, arch, norm):
     fixture_path = authors_checkpoint(arch)
     fixture = compact_fixture(arch)
-    backbone = build_backbone(_cfg(arch=arch, weights=str(fixture_path), norm=norm, freeze_at=2)).eval()
+    backbone = build_backbone(
+        _cfg(arch=arch, weights=str(fixture_path), norm=norm, freeze_at=2)
+    ).eval()
     with torch.no_grad():
         features = backbone(fixture["input"])
     for stride in (4, 8, 16, 32):
-        torch.testing.assert_close(features[f"stride{stride}"], fixture["features"][stride], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            features[f"stride{stride}"], fixture["features"][stride], rtol=1e-5, atol=1e-6
+        )
 
 
 def test_weights_of_another_arch_are_an_error_and_name_it(authors_checkpoint):
-    with pytest.raises(core.CheckpointError, match="is a micronet_m2, but the model is a micronet_m3"):
+    with pytest.raises(
+        core.CheckpointError, match="is a micronet_m2, but the model is a micronet_m3"
+    ):
         build_backbone(_cfg(arch="micronet_m3", weights=str(authors_checkpoint("m2"))))

@@ -38,12 +38,18 @@ def test_coco_configs_say_what_the_paper_trains(name):
     retinanet = name.startswith("retinanet")
     arch = "micronet_m2" if "_m2_" in name else "micronet_m3"
     assert cfg.MODEL.META_ARCHITECTURE == ("RetinaNet" if retinanet else "GeneralizedRCNN")
-    assert cfg.MODEL.BACKBONE.NAME == ("build_micronet_retinanet_fpn" if retinanet else "build_micronet_fpn")
+    assert cfg.MODEL.BACKBONE.NAME == (
+        "build_micronet_retinanet_fpn" if retinanet else "build_micronet_fpn"
+    )
     assert cfg.MODEL.MICRONET.ARCH == arch
     assert cfg.MODEL.MICRONET.WEIGHTS.endswith(f"micronet-{arch[-2:]}.pth")
     assert cfg.MODEL.WEIGHTS == ""
     # 3x: 270k iterations of 16 images, about 37 COCO epochs (the paper: 36).
-    assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MAX_ITER, tuple(cfg.SOLVER.STEPS)) == (16, 270000, (210000, 250000))
+    assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.MAX_ITER, tuple(cfg.SOLVER.STEPS)) == (
+        16,
+        270000,
+        (210000, 250000),
+    )
     assert cfg.SOLVER.BASE_LR == (0.01 if retinanet else 0.02)
     assert cfg.DATASETS.TRAIN == ("coco_2017_train",) and cfg.DATASETS.TEST == ("coco_2017_val",)
     # MicroNet's ImageNet preprocessing: RGB, torchvision's mean / std on 0..255.
@@ -59,10 +65,16 @@ def test_a_micronet_config_needs_add_micronet_config():
 
 
 def _image(height, width, with_targets):
-    sample = {"image": torch.randint(0, 256, (3, height, width), dtype=torch.uint8), "height": height, "width": width}
+    sample = {
+        "image": torch.randint(0, 256, (3, height, width), dtype=torch.uint8),
+        "height": height,
+        "width": width,
+    }
     if with_targets:
         instances = Instances((height, width))
-        instances.gt_boxes = Boxes(torch.tensor([[10.0, 12.0, 60.0, 70.0], [40.0, 30.0, 110.0, 90.0]]))
+        instances.gt_boxes = Boxes(
+            torch.tensor([[10.0, 12.0, 60.0, 70.0], [40.0, 30.0, 110.0, 90.0]])
+        )
         instances.gt_classes = torch.tensor([0, 2])
         sample["instances"] = instances
     return sample
@@ -73,13 +85,21 @@ def test_training_step_and_inference_on_the_cpu(name):
     torch.manual_seed(0)
     cfg = _load(
         name,
-        "MODEL.DEVICE", "cpu",
-        "MODEL.MICRONET.WEIGHTS", "",  # no download in tests
-        "MODEL.RPN.POST_NMS_TOPK_TRAIN", "200",
-        "MODEL.RPN.POST_NMS_TOPK_TEST", "100",
+        "MODEL.DEVICE",
+        "cpu",
+        "MODEL.MICRONET.WEIGHTS",
+        "",  # no download in tests
+        "MODEL.RPN.POST_NMS_TOPK_TRAIN",
+        "200",
+        "MODEL.RPN.POST_NMS_TOPK_TEST",
+        "100",
     )
     model = build_model(cfg)
-    expected_levels = ["p3", "p4", "p5", "p6", "p7"] if name.startswith("retinanet") else ["p2", "p3", "p4", "p5", "p6"]
+    expected_levels = (
+        ["p3", "p4", "p5", "p6", "p7"]
+        if name.startswith("retinanet")
+        else ["p2", "p3", "p4", "p5", "p6"]
+    )
     shapes = model.backbone.output_shape()
     assert list(shapes) == expected_levels
     assert [s.stride for s in shapes.values()] == [2 ** int(level[1:]) for level in expected_levels]
@@ -89,7 +109,10 @@ def test_training_step_and_inference_on_the_cpu(name):
     optimizer = torch.optim.SGD(trainable, lr=1e-3, momentum=0.9)
     stride8 = model.backbone.bottom_up.micronet.stages[1][0]
     before = {k: v.detach().clone() for k, v in stride8.named_parameters()}
-    stem_before = {k: v.detach().clone() for k, v in model.backbone.bottom_up.micronet.stem.state_dict().items()}
+    stem_before = {
+        k: v.detach().clone()
+        for k, v in model.backbone.bottom_up.micronet.stem.state_dict().items()
+    }
     model.train()
     with EventStorage():
         losses = model([_image(160, 224, True), _image(131, 197, True)])  # odd sizes: padded to 32
@@ -117,8 +140,16 @@ def test_training_step_and_inference_on_the_cpu(name):
     "builder, in_features, message",
     [
         ("build_micronet_fpn", ["stride8", "stride16"], "must end with 'stride32'"),
-        ("build_micronet_fpn", ["res2", "res3", "res4", "res5"], "names \\['res2', 'res3', 'res4', 'res5'\\]"),
-        ("build_micronet_retinanet_fpn", ["stride4", "stride8", "stride16", "stride32"], "names \\['stride4'\\]"),
+        (
+            "build_micronet_fpn",
+            ["res2", "res3", "res4", "res5"],
+            "names \\['res2', 'res3', 'res4', 'res5'\\]",
+        ),
+        (
+            "build_micronet_retinanet_fpn",
+            ["stride4", "stride8", "stride16", "stride32"],
+            "names \\['stride4'\\]",
+        ),
     ],
 )
 def test_fpn_in_features_are_checked(builder, in_features, message):
