@@ -15,6 +15,8 @@ core = [p for p in find_packages(include=["micronet_backbones", "micronet_backbo
 adapters = {
     "micronet_backbones.detection": "detection",
     "micronet_backbones.pose": "pose",
+    # code shared by the OpenMMLab adapters (backbone, checkpoint compatibility, tool command line)
+    "micronet_backbones.openmmlab": "openmmlab",
 }
 sub_packages = [
     f"{name}.{sub}"

@@ -1,8 +1,12 @@
-"""MMPose backbone ``MicroNet``: the core's MicroNet with the paper's stride adjustment for pose.
+"""The OpenMMLab MicroNet backbone, one class for every OpenMMLab toolbox.
 
 Everything MicroNet is the core's (:func:`micronet_backbones.create_model` with
-``features_only=True``); this class only speaks MMPose: registry name, ``frozen_stages``,
-``norm_eval`` and a ``Pretrained`` ``init_cfg`` that reads the authors' ImageNet checkpoint.
+``features_only=True``); this class only speaks MMEngine: ``frozen_stages``, ``norm_eval`` and a
+``Pretrained`` ``init_cfg`` that reads the authors' ImageNet checkpoint. It is a plain
+:class:`mmengine.model.BaseModule` and imports no toolbox: each adapter registers it in its own
+toolbox's ``MODELS`` under the name ``MicroNet`` (``micronet_backbones.pose`` in MMPose's,
+``micronet_backbones.segmentation`` in MMSegmentation's, ``micronet_backbones.mmdetection`` in
+MMDetection's), so the toolboxes share one implementation.
 """
 
 from __future__ import annotations
@@ -11,8 +15,7 @@ from collections.abc import Sequence
 
 import torch
 from mmengine.logging import print_log
-from mmpose.models.backbones.base_backbone import BaseBackbone
-from mmpose.registry import MODELS
+from mmengine.model import BaseModule
 from torch import nn
 
 import micronet_backbones as mb
@@ -22,27 +25,19 @@ __all__ = ["MicroNetBackbone"]
 _INIT_KEYS = {"type", "checkpoint"}
 
 
-def _model_name(arch: str) -> str:
-    """'m3' or 'micronet_m3' -> 'micronet_m3' (ValueError listing the valid archs otherwise)."""
-    name = arch if str(arch).startswith("micronet_") else f"micronet_{arch}"
-    if name not in mb.list_models():
-        valid = ", ".join(n.removeprefix("micronet_") for n in mb.list_models())
-        raise ValueError(f"MicroNet arch must be one of {valid}, got {arch!r}")
-    return name
-
-
-@MODELS.register_module(name="MicroNet")
-class MicroNetBackbone(BaseBackbone):
-    """MicroNet-M0 ... M3 as an MMPose backbone (registered as ``MicroNet``).
+class MicroNetBackbone(BaseModule):
+    """MicroNet-M0 ... M3 as an OpenMMLab backbone (registered as ``MicroNet`` by the adapters).
 
     Args:
-        arch: "m0", "m1", "m2" or "m3".
-        out_strides: strides of the feature maps to return, among (4, 8, 16) (the output of the
-            last block at each stride). Default (16,): the deepest feature, which a heatmap head
-            upsamples.
-        output_stride: 16 (default) applies the paper's pose setting: every block that runs at
-            stride 32 in the ImageNet network runs at stride 16 instead (same weights, no
-            dilation), so the deepest feature is at stride 16. 32 gives the ImageNet network.
+        arch: "m0" ... "m3" or "micronet_m0" ... "micronet_m3"
+            (:func:`micronet_backbones.canonical_name`).
+        out_strides: strides of the feature maps to return, among the network's (4, 8, 16 and,
+            with ``output_stride=32``, 32): the output of the last block at each stride.
+            Default (16,): the deepest feature, which a heatmap head upsamples.
+        output_stride: 16 (default) applies the paper's pose / segmentation setting: every
+            block that runs at stride 32 in the ImageNet network runs at stride 16 instead
+            (same weights, no dilation), so the deepest feature is at stride 16. 32 gives the
+            ImageNet network (detection).
         frozen_stages: -1 (default) trains everything; 0 freezes the stem; k >= 1 freezes the
             stem and the first k stages (stages are the ImageNet network's strides 4, 8, 16,
             32: ``body.stages``). Frozen parts stay in eval mode and get no gradients.
@@ -56,11 +51,12 @@ class MicroNetBackbone(BaseBackbone):
             authors' random initialisation.
 
     Attributes:
+        arch: the canonical name ("micronet_m3").
         body: the core :class:`micronet_backbones.MicroNet` (``features_only``).
         feature_info: channels and stride of each returned map.
 
-    ``forward``: (N, 3, H, W) -> tuple of (N, C_s, H / s, W / s) maps, one per ``out_strides``
-    entry, in increasing stride (H and W multiples of 16 give exact sizes).
+    ``forward``: (N, 3, H, W) -> tuple of (N, C_s, ceil(H / s), ceil(W / s)) maps, one per
+    ``out_strides`` entry, in increasing stride (any H and W; every convolution pads).
     """
 
     def __init__(
@@ -80,9 +76,14 @@ class MicroNetBackbone(BaseBackbone):
                     f"checkpoint=PATH_OR_URL), got {init_cfg}"
                 )
         super().__init__(init_cfg=init_cfg)
-        self.arch = _model_name(arch)
+        try:
+            self.arch = mb.canonical_name(arch)
+        except ValueError as error:
+            raise ValueError(f"MicroNet backbone arch: {error}") from None
         self.body = mb.create_model(
-            self.arch, features_only=True, out_strides=tuple(out_strides),
+            self.arch,
+            features_only=True,
+            out_strides=tuple(out_strides),
             output_stride=output_stride,
         )
         self.feature_info = self.body.feature_info
@@ -124,7 +125,9 @@ class MicroNetBackbone(BaseBackbone):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(self.body(x))
 
-    def train(self, mode: bool = True) -> "MicroNetBackbone":
+    def train(self, mode: bool = True) -> MicroNetBackbone:
+        """Set the mode; frozen stages stay in eval mode, and every BatchNorm with
+        ``norm_eval``."""
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:

@@ -1,33 +1,33 @@
-"""MMEngine checkpoints under ``torch.load(weights_only=True)`` (PyTorch >= 2.6's default).
+"""Reading MMEngine's own checkpoints under ``torch.load(weights_only=True)``, inside a ``with``.
 
 MMEngine 0.10.7 reads local checkpoints with a bare ``torch.load(filename, map_location)``,
-which PyTorch >= 2.6 runs with ``weights_only=True``. The checkpoints MMEngine itself writes for
-MMPose models hold more than tensors: NumPy arrays and scalars (the dataset meta: keypoint
-colours, OKS sigmas; logged values) and ``mmengine.logging.HistoryBuffer`` objects (the message
-hub, whose pickles rebuild their statistics methods with ``getattr(HistoryBuffer, name)``).
-So ``mmpose.apis.init_model(config, checkpoint)``, ``Runner`` ``load_from`` and ``--resume``
-fail with "Weights only load failed" on checkpoints MMEngine has just saved.
+which PyTorch >= 2.6 runs with ``weights_only=True``. The checkpoints MMEngine's ``Runner``
+writes hold more than tensors: NumPy arrays and scalars (the dataset meta: keypoint colours,
+OKS sigmas, class names; logged values) and ``mmengine.logging.HistoryBuffer`` objects (the
+message hub, whose pickles rebuild their statistics methods with ``getattr(HistoryBuffer,
+name)``). So ``Runner`` ``load_from`` / ``--resume`` and the toolboxes' ``init_model(config,
+checkpoint)`` fail with "Weights only load failed" on checkpoints MMEngine has just saved.
 
-Importing ``micronet_backbones.pose`` replaces MMEngine's local-file checkpoint loader (through
-MMEngine's own extension point, ``CheckpointLoader.register_scheme``) by one that still loads
-with ``weights_only=True`` but allows exactly those types for the duration of the call
-(:data:`MMENGINE_CHECKPOINT_GLOBALS`). Nothing else changes: other ``torch.load`` calls keep
-PyTorch's default allowlist, and arbitrary pickled objects are still refused.
+:func:`mmengine_checkpoints` allows exactly those types for the loads inside its ``with``
+block, through ``torch.serialization.safe_globals``: loading stays ``weights_only`` (arbitrary
+pickled objects are still refused), MMEngine's checkpoint loader is left as it is, and loads
+outside the block keep PyTorch's default allowlist. The OpenMMLab tools
+(:mod:`micronet_backbones.openmmlab.cli`) run ``Runner.train()`` / ``Runner.test()`` inside it.
 """
 
 from __future__ import annotations
 
-import os.path as osp
+import contextlib
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
-from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ["MMENGINE_CHECKPOINT_GLOBALS", "load_from_local_weights_only"]
+__all__ = ["MMENGINE_CHECKPOINT_GLOBALS", "mmengine_checkpoints"]
 
-# The globals a checkpoint saved by MMEngine's Runner for an MMPose model needs besides
-# tensors (found with torch.serialization.get_unsafe_globals_in_checkpoint).
+# The globals a checkpoint saved by MMEngine's Runner needs besides tensors (found with
+# torch.serialization.get_unsafe_globals_in_checkpoint on MMPose and MMDetection checkpoints).
 MMENGINE_CHECKPOINT_GLOBALS = [
     np.ndarray,
     np.dtype,
@@ -40,13 +40,9 @@ MMENGINE_CHECKPOINT_GLOBALS = [
 ]
 
 
-def load_from_local_weights_only(filename: str, map_location=None):
-    """MMEngine's local checkpoint loader with ``weights_only=True`` and MMEngine's types."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f"{filename} can not be found.")
+@contextlib.contextmanager
+def mmengine_checkpoints() -> Iterator[None]:
+    """Within the block, ``torch.load(..., weights_only=True)`` (MMEngine's loads included)
+    also accepts :data:`MMENGINE_CHECKPOINT_GLOBALS`; nothing else changes, before or after."""
     with torch.serialization.safe_globals(MMENGINE_CHECKPOINT_GLOBALS):
-        return torch.load(filename, map_location=map_location, weights_only=True)
-
-
-CheckpointLoader.register_scheme(prefixes="", loader=load_from_local_weights_only, force=True)
+        yield

@@ -13,9 +13,10 @@ in them uses the spatial attention of Dynamic ReLU (DY-ReLU-C: coefficients modu
 position, the core's ``DynamicShiftMax(spatial_attention=True)``), as the paper does for the
 head.
 
-The head owns its loss (default ``KeypointMSELoss`` with target weights) and decoder (e.g.
-``MSRAHeatmap``) and supports MMPose's flip test (``test_cfg=dict(flip_test=True,
-flip_mode='heatmap', shift_heatmap=True)``) exactly like MMPose's ``HeatmapHead``.
+The head is MMPose's ``HeatmapHead`` with these layers: it owns its loss (default
+``KeypointMSELoss`` with target weights) and decoder (e.g. ``MSRAHeatmap``) and runs MMPose's
+flip test (``test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True)``) through
+``HeatmapHead``'s own ``loss`` / ``predict``.
 """
 
 from __future__ import annotations
@@ -24,12 +25,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from mmengine.structures import PixelData
-from mmpose.evaluation.functional import pose_pck_accuracy
-from mmpose.models.heads.base_head import BaseHead
-from mmpose.models.utils.tta import flip_heatmaps
-from mmpose.registry import KEYPOINT_CODECS, MODELS
-from mmpose.utils.tensor_utils import to_numpy
+from mmpose.models.heads import HeatmapHead
+from mmpose.registry import MODELS
 from torch import nn
 
 from micronet_backbones import BlockSpec, block_from_spec
@@ -96,8 +93,12 @@ def build_head_blocks(
 
 
 @MODELS.register_module()
-class MicroBlockHead(BaseHead):
+class MicroBlockHead(HeatmapHead):
     """Micro-Block top-down heatmap head (see the module docstring for the layout).
+
+    A :class:`mmpose.models.heads.HeatmapHead` whose deconvolutions are replaced by the
+    paper's bilinear upsampling and Micro-Blocks: loss, accuracy, decoding and flip test are
+    MMPose's (``HeatmapHead.loss`` / ``predict``); only the layers and ``forward`` are MicroNet's.
 
     Args:
         in_channels: channels of the backbone's last (stride-16) feature map.
@@ -109,8 +110,9 @@ class MicroBlockHead(BaseHead):
         align_corners: of the bilinear upsampling.
         loss: keypoint loss config (default ``KeypointMSELoss`` with target weights).
         decoder: keypoint codec config (e.g. ``MSRAHeatmap``), needed by ``predict``.
-        init_cfg: MMEngine init config. By default the blocks keep the authors'
-            initialisation and the final conv is N(0, 0.001) with zero bias (as ``HeatmapHead``).
+        init_cfg: MMEngine init config. By default (``None``) the blocks keep the authors'
+            initialisation and the final conv is N(0, 0.001) with zero bias (as
+            ``HeatmapHead``'s), instead of ``HeatmapHead``'s N(0, 0.001) for every conv.
 
     ``forward``: tuple of backbone features (the last one is used, (N, in_channels, h, w)) ->
     heatmaps (N, out_channels, 4h, 4w).
@@ -128,20 +130,33 @@ class MicroBlockHead(BaseHead):
         decoder: dict | None = None,
         init_cfg: dict | list | None = None,
     ) -> None:
-        super().__init__(init_cfg)
         if not stride8_blocks or not stride4_blocks:
             raise ValueError("MicroBlockHead needs at least one block at stride 8 and at stride 4")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        # HeatmapHead without its deconvolutions, convolutions and final layer (the layers of
+        # this head replace them): it keeps the loss module and the decoder.
+        super().__init__(
+            in_channels,
+            out_channels,
+            deconv_out_channels=None,
+            conv_out_channels=None,
+            final_layer=None,
+            loss=loss,
+            decoder=decoder,
+            init_cfg=init_cfg,
+        )
+        del self.deconv_layers, self.conv_layers, self.final_layer
         self.align_corners = align_corners
-        self.loss_module = MODELS.build(loss)
-        self.decoder = KEYPOINT_CODECS.build(decoder) if decoder is not None else None
-
         self.stride8, width = build_head_blocks(in_channels, stride8_blocks, spatial_attention)
         self.stride4, width = build_head_blocks(width, stride4_blocks, spatial_attention)
         self.final_layer = nn.Conv2d(width, out_channels, kernel_size=1)
         nn.init.normal_(self.final_layer.weight, 0.0, 0.001)
         nn.init.zeros_(self.final_layer.bias)
+
+    @property
+    def default_init_cfg(self) -> None:
+        """No MMEngine init by default: the Micro-Blocks keep the core's (the authors')
+        initialisation, the final conv is initialised in ``__init__``."""
+        return None
 
     def _upsample(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=self.align_corners)
@@ -158,51 +173,12 @@ class MicroBlockHead(BaseHead):
         return self.final_layer(x)
 
     def predict(self, feats, batch_data_samples, test_cfg: Mapping = {}):
-        """Decode keypoints, with MMPose's flip test when ``test_cfg['flip_test']``.
+        """``HeatmapHead.predict`` (decoding, MMPose's flip test when ``test_cfg['flip_test']``)
+        with a clear error when the flip test gets no flipped features.
 
         Returns one ``InstanceData`` per sample with ``keypoints`` (num_instances, K, 2) and
-        ``keypoint_scores`` (num_instances, K) in the input-image frame after the data
-        pipeline's inverse transform; heatmaps too with ``test_cfg['output_heatmaps']``.
+        ``keypoint_scores`` (num_instances, K); heatmaps too with ``test_cfg['output_heatmaps']``.
         """
-        if test_cfg.get("flip_test", False):
-            # TTA: feats = [features of the images, features of the flipped images]
-            if not (isinstance(feats, list) and len(feats) == 2):
-                raise ValueError("flip test expects [features, flipped features]")
-            flip_indices = batch_data_samples[0].metainfo["flip_indices"]
-            heatmaps = self.forward(feats[0])
-            heatmaps_flip = flip_heatmaps(
-                self.forward(feats[1]),
-                flip_mode=test_cfg.get("flip_mode", "heatmap"),
-                flip_indices=flip_indices,
-                shift_heatmap=test_cfg.get("shift_heatmap", False),
-            )
-            batch_heatmaps = (heatmaps + heatmaps_flip) * 0.5
-        else:
-            batch_heatmaps = self.forward(feats)
-
-        preds = self.decode(batch_heatmaps)
-        if test_cfg.get("output_heatmaps", False):
-            pred_fields = [PixelData(heatmaps=hm) for hm in batch_heatmaps.detach()]
-            return preds, pred_fields
-        return preds
-
-    def loss(self, feats, batch_data_samples, train_cfg: Mapping = {}) -> dict:
-        """MSE between predicted and target heatmaps, weighted per keypoint; + PCK accuracy."""
-        pred = self.forward(feats)
-        gt_heatmaps = torch.stack([d.gt_fields.heatmaps for d in batch_data_samples])
-        keypoint_weights = torch.cat(
-            [d.gt_instance_labels.keypoint_weights for d in batch_data_samples]
-        )
-        losses = dict()
-        loss = self.loss_module(pred, gt_heatmaps, keypoint_weights)
-        if isinstance(loss, dict):
-            losses.update(loss)
-        else:
-            losses.update(loss_kpt=loss)
-        _, avg_acc, _ = pose_pck_accuracy(
-            output=to_numpy(pred),
-            target=to_numpy(gt_heatmaps),
-            mask=to_numpy(keypoint_weights) > 0,
-        )
-        losses.update(acc_pose=torch.tensor(avg_acc, device=gt_heatmaps.device))
-        return losses
+        if test_cfg.get("flip_test", False) and not (isinstance(feats, list) and len(feats) == 2):
+            raise ValueError("flip test expects [features, flipped features]")
+        return super().predict(feats, batch_data_samples, test_cfg)

@@ -4,8 +4,10 @@
 # `python tools/flops.py --pose` prints what this config builds (params and fvcore MAdds of
 # backbone + head at 256x192).
 #
-# Recipe of the paper: Adam, lr 1e-3, 250 epochs, lr x 0.1 at epochs 210 and 240; MMPose's
-# usual COCO augmentation (flip, half-body, scale, rotation). Total batch 256 (8 GPUs x 32).
+# Recipe of the paper: Adam, lr 1e-3, 250 epochs, lr x 0.1 at epochs 210 and 240; its
+# augmentation: random rotation in [-45, 45] degrees, random scale in [0.65, 1.35], flipping
+# and half-body (no random shift; RandomBBoxTransform's defaults would shift, scale in
+# [0.5, 1.5] and rotate in [-80, 80]). Total batch 256 (8 GPUs x 32).
 #
 #   python tools/train_pose.py configs/pose/micronet-m3_8xb32-250e_coco-256x192.py
 #   torchrun --nproc_per_node 8 tools/train_pose.py CONFIG --launcher pytorch
@@ -96,7 +98,16 @@ train_pipeline = [
     dict(type='GetBBoxCenterScale'),
     dict(type='RandomFlip', direction='horizontal'),
     dict(type='RandomHalfBody'),
-    dict(type='RandomBBoxTransform'),  # scale and rotation
+    # the paper's scale [0.65, 1.35] and rotation [-45, 45] degrees (a normal distribution
+    # truncated to those ranges; rotation on 60% of the boxes, MMPose's and HRNet's rate), no shift
+    dict(
+        type='RandomBBoxTransform',
+        shift_prob=0.0,
+        scale_factor=(0.65, 1.35),
+        scale_prob=1.0,
+        rotate_factor=45.0,
+        rotate_prob=0.6,
+    ),
     dict(type='TopdownAffine', input_size=codec['input_size']),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs'),

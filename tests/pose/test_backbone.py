@@ -1,4 +1,5 @@
-"""The MMPose backbone ``MicroNet``: registry, stride adjustment, freezing, the authors' weights."""
+"""The MMPose backbone ``MicroNet`` (the shared OpenMMLab backbone registered in MMPose's
+``MODELS``): registry, stride adjustment, freezing, the authors' weights."""
 
 import pytest
 import torch
@@ -6,12 +7,16 @@ from mmpose.registry import MODELS
 from torch import nn
 
 import micronet_backbones as mb
+from micronet_backbones.openmmlab import MicroNetBackbone
+from micronet_testing import compact_fixture, relative_error
 
 TOLERANCE = 1e-5  # relative, as the core's parity tests
 
 
-def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / b.abs().max())
+def test_mmpose_registers_the_shared_openmmlab_backbone():
+    assert MODELS.get("MicroNet") is MicroNetBackbone
+    for arch in ("m3", "M3", "micronet_m3"):  # every spelling, through canonical_name
+        assert MODELS.build(dict(type="MicroNet", arch=arch)).arch == "micronet_m3"
 
 
 def test_builds_from_the_registry_with_the_deepest_feature_at_stride_16():
@@ -51,7 +56,8 @@ def test_frozen_stages_and_norm_eval():
 
 
 def test_bad_settings_raise_clear_errors():
-    with pytest.raises(ValueError, match="arch must be one of m0, m1, m2, m3"):
+    with pytest.raises(ValueError, match=r"arch: unknown model 'm9'; valid names: micronet_m0, "
+                       r"micronet_m1, micronet_m2, micronet_m3 \(or m0, m1, m2, m3\)"):
         MODELS.build(dict(type="MicroNet", arch="m9"))
     with pytest.raises(ValueError, match="frozen_stages"):
         MODELS.build(dict(type="MicroNet", arch="m3", frozen_stages=5))
@@ -62,12 +68,10 @@ def test_bad_settings_raise_clear_errors():
 
 
 @pytest.fixture(scope="module")
-def authors_m3(fixtures_dir, tmp_path_factory):
-    """The authors' M3 fixture and its state_dict saved as a bare checkpoint file."""
-    fixture = torch.load(fixtures_dir / "official_micronet_m3.pt", weights_only=True)
-    path = tmp_path_factory.mktemp("authors") / "micronet-m3.pth"
-    torch.save(fixture["state_dict"], path)
-    return fixture, path
+def authors_m3(authors_checkpoint):
+    """The authors' M3 fixture (compact, tests/fixtures) and its state_dict saved as a bare
+    checkpoint file."""
+    return compact_fixture("m3"), authors_checkpoint("m3")
 
 
 def test_authors_checkpoint_loads_every_backbone_weight_and_matches_stride_16(authors_m3):
@@ -97,7 +101,8 @@ def test_authors_checkpoint_loads_every_backbone_weight_and_matches_stride_16(au
     core = mb.create_model("micronet_m3", pretrained=path, features_only=True, out_strides=(16,))
     with torch.no_grad():
         assert relative_error(taps["s16"], core.eval()(fixture["input"])[0]) < TOLERANCE
-    assert deepest.shape == (2, 864, 14, 14)  # the adjusted blocks keep stride 16 at 224
+    height, width = fixture["input"].shape[-2:]
+    assert deepest.shape == (2, 864, height // 16, width // 16)  # adjusted blocks keep stride 16
 
 
 def test_authors_checkpoint_with_module_prefix_and_wrapper_loads(authors_m3, tmp_path):

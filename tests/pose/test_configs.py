@@ -9,8 +9,10 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from mmpose.datasets.transforms import RandomBBoxTransform
 from mmpose.registry import DATASETS, MODELS
 
+from micronet_backbones.openmmlab import mmengine_checkpoints
 from pose_helpers import M2_COCO, M3_COCO, point_config_at
 
 
@@ -29,6 +31,16 @@ def test_coco_config_builds_and_runs_loss_and_predict(config, channels, small_co
     assert [t.type for t in cfg.train_pipeline] == [
         "LoadImage", "GetBBoxCenterScale", "RandomFlip", "RandomHalfBody", "RandomBBoxTransform",
         "TopdownAffine", "GenerateTarget", "PackPoseInputs"]
+    # the paper's augmentation: rotation in [-45, 45] degrees, scale in [0.65, 1.35], no shift
+    bbox_transform = RandomBBoxTransform(
+        **{k: v for k, v in cfg.train_pipeline[4].items() if k != "type"})
+    assert bbox_transform.rotate_factor == 45.0 and tuple(bbox_transform.scale_factor) == (0.65, 1.35)
+    assert bbox_transform.shift_prob == 0.0
+    np.random.seed(0)
+    offset, scale, rotate = bbox_transform._get_transform_params(2000)
+    assert (offset == 0).all()
+    assert 0.65 <= scale.min() < 0.7 and 1.3 < scale.max() <= 1.35
+    assert -45 <= rotate.min() < -40 and 40 < rotate.max() <= 45
     assert cfg.val_evaluator.type == "CocoMetric"
     assert "bbox_file" in cfg.val_dataloader.dataset  # detected boxes: an option
 
@@ -57,7 +69,8 @@ def test_coco_config_builds_and_runs_loss_and_predict(config, channels, small_co
 
 def test_init_model_and_inference_topdown_with_a_runner_checkpoint(small_coco, tmp_path):
     """One short Runner epoch writes a real MMEngine checkpoint (dataset meta, message hub,
-    optimizer); init_model reads it back under torch.load's weights_only default."""
+    optimizer); init_model reads it back under torch.load's weights_only default inside
+    ``mmengine_checkpoints()``."""
     from mmengine.runner import Runner
     from mmpose.apis import inference_topdown, init_model
 
@@ -82,7 +95,8 @@ def test_init_model_and_inference_topdown_with_a_runner_checkpoint(small_coco, t
     checkpoint = tmp_path / "work" / "epoch_1.pth"
     assert checkpoint.is_file()
 
-    model = init_model(cfg, str(checkpoint), device="cpu")
+    with mmengine_checkpoints():
+        model = init_model(cfg, str(checkpoint), device="cpu")
     assert model.dataset_meta["num_keypoints"] == 17
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     for key, value in model.state_dict().items():
