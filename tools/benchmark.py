@@ -52,10 +52,6 @@ from micronet_backbones.deploy.onnx_export import export_onnx, onnxruntime_sessi
 from micronet_backbones.ops import DynamicShiftMax  # noqa: E402
 
 REFERENCE = "mobilenet_v3_small x0.5"
-POSE_CONFIGS = {
-    "micronet_m2": "configs/pose/micronet-m2_8xb32-250e_coco-256x192.py",
-    "micronet_m3": "configs/pose/micronet-m3_8xb32-250e_coco-256x192.py",
-}
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -124,18 +120,21 @@ def classification_entries(names: list[str]) -> list[Entry]:
 
 
 def pose_entries(names: list[str]) -> tuple[list[Entry], str]:
-    """Pose models (original and fused) of ``configs/pose``, or ([], why not)."""
+    """Pose models (original and fused) of ``configs/pose`` for those of ``names`` that have
+    one, or ([], why not)."""
     try:
-        import mmpose  # noqa: F401
-
-        from export_onnx import PoseHeatmaps, build_pose_model  # tools/export_onnx.py
+        from micronet_backbones.pose.heatmap_model import (
+            COCO_CONFIGS,
+            PoseHeatmaps,
+            build_pose_model,
+        )
     except ImportError as error:  # MMPose missing
         return [], f"pose models skipped: {error}"
     from micronet_backbones.deploy import fuse_heatmap_model
 
     entries, shape = [], (1, 3, 256, 192)
-    for name in names:
-        model = build_pose_model(str(REPO / POSE_CONFIGS[name]))
+    for name in [n for n in names if n in COCO_CONFIGS]:
+        model = build_pose_model(REPO / COCO_CONFIGS[name])
         original = calibrate_batchnorm(PoseHeatmaps(model.backbone, model.head), (8, *shape[1:]))
         head = model.head
         fused = fuse_heatmap_model(model.backbone.body, [head.stride8, head.stride4],
@@ -314,7 +313,7 @@ def main(argv=None) -> int:
     entries = classification_entries(args.models)
     note = "pose models skipped (--no-pose)"
     if not args.no_pose:
-        pose, note = pose_entries([m for m in args.models if m in POSE_CONFIGS])
+        pose, note = pose_entries(args.models)
         entries += pose
     with tempfile.TemporaryDirectory() as folder:
         export_all(entries, Path(folder), args.threads)
