@@ -7,7 +7,7 @@ The fixtures themselves (compact ones vendored in tests/fixtures, large optional
 from pathlib import Path
 
 import pytest
-from micronet_testing import large_fixtures_dir, save_authors_checkpoint
+from micronet_testing import save_authors_checkpoint
 
 
 def pytest_configure(config):
@@ -31,14 +31,3 @@ def authors_checkpoint(tmp_path_factory):
 
     return get
 
-
-@pytest.fixture(scope="session")
-def fixtures_dir() -> Path:
-    """The folder of the large, optional fixtures (official_micronet_m*.pt), or skip."""
-    folder = large_fixtures_dir()
-    if not folder.is_dir():
-        pytest.skip(
-            f"optional large fixtures not found at {folder} (set MICRONET_FIXTURES to move "
-            "them); the compact fixtures in tests/fixtures are checked regardless"
-        )
-    return folder
