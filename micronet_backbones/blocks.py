@@ -236,13 +236,9 @@ class MicroBlockA(MicroBlock):
     """
 
     layer_names = (
-        "depthwise",
-        "act_depthwise",
-        "shuffle_depthwise",
-        "project",
-        "act_project",
+        "depthwise", "act_depthwise", "shuffle_depthwise", "project", "act_project",
         "shuffle_project",
-    )
+    )  # fmt: skip
 
     def __init__(
         self, spec: BlockSpec, *, stride: int | None = None, convs: BlockConvs = MICRO_FACTORIZED
@@ -305,16 +301,9 @@ class MicroBlockC(MicroBlock):
     """
 
     layer_names = (
-        "expand",
-        "act_expand",
-        "shuffle_expand",
-        "depthwise",
-        "act_depthwise",
-        "shuffle_depthwise",
-        "project",
-        "act_project",
-        "shuffle_project",
-    )
+        "expand", "act_expand", "shuffle_expand", "depthwise", "act_depthwise",
+        "shuffle_depthwise", "project", "act_project", "shuffle_project",
+    )  # fmt: skip
 
     def __init__(
         self, spec: BlockSpec, *, stride: int | None = None, convs: BlockConvs = MICRO_FACTORIZED

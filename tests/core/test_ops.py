@@ -219,6 +219,36 @@ def test_dynamic_shift_max_coefficients_follow_the_hyper_function():
     torch.testing.assert_close(layer(x), _shift_max_by_hand(x, coefficients, groups))
 
 
+@pytest.mark.parametrize("num_fusions,num_shifts", [(2, 2), (1, 2), (3, 2), (2, 3), (1, 1)])
+def test_folded_hyper_function_is_the_coefficients(num_fusions, num_shifts):
+    """The inference form's hyper-function (one affine map and a clamp after fc1, axes
+    (K, J, C) named by its shape) equals ``coefficients`` beyond float32 rounding, both clamp
+    bounds included, whatever K and J: it cannot drift from fc2's row order."""
+    init = [[1.0 - 0.3 * k + 0.2 * j for j in range(num_shifts)] for k in range(num_fusions)]
+    layer = DynamicShiftMax(
+        12, 3, num_shifts=num_shifts, num_fusions=num_fusions, reduction=4, init=init,
+        coefficient_range=1.5,
+    ).double()  # fmt: skip
+    with torch.no_grad():
+        layer.fc1.weight.normal_(0.0, 1.0)
+        layer.fc2.weight.normal_(0.0, 2.0)
+        layer.fc2.bias.normal_(0.0, 2.0)
+    x = torch.randn(3, 12, 5, 4, dtype=torch.float64)
+    folded = layer.folded_hyper_function()
+    k, j, c = layer.coefficient_shape
+    assert (k, j, c) == (num_fusions, num_shifts, 12)
+    assert folded.weight.shape == (k, j, c, layer.fc1.out_features)
+    assert folded.bias.shape == folded.low.shape == folded.high.shape == (k, j, c)
+    hidden = F.relu(x.mean((2, 3)) @ folded.fc1_weight.t() + folded.fc1_bias)
+    a = torch.einsum("kjcs,ns->nkjc", folded.weight, hidden) + folded.bias
+    a = torch.clamp(a, folded.low, folded.high)
+    with torch.no_grad():
+        expected = layer.coefficients(x)
+    torch.testing.assert_close(a, expected, rtol=1e-12, atol=1e-12)
+    assert (a == folded.low).any() and (a == folded.high).any()  # both bounds are reached
+    assert ((a > folded.low) & (a < folded.high)).any()
+
+
 def test_dynamic_shift_max_at_arbitrary_width_and_bad_input():
     layer = DynamicShiftMax(20, 5, num_fusions=1)
     assert layer(torch.randn(1, 20, 7, 3)).shape == (1, 20, 7, 3)
