@@ -24,6 +24,9 @@ class CheckpointDownloadError(CheckpointError):
         super().__init__(message)
         self.url = url
 
+    def __reduce__(self):  # keep ``url`` through pickling (e.g. from a worker process)
+        return type(self), (str(self), self.url)
+
 
 def listing(keys: Sequence[str]) -> str:
     """``"a, b, c"``, cut after a dozen keys with the number left out."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import pickle
 import urllib.error
 from pathlib import Path
 
@@ -252,6 +253,8 @@ def test_a_url_that_cannot_be_downloaded_says_so(tmp_path, monkeypatch):
     with pytest.raises(CheckpointDownloadError, match="name resolution") as info:
         mb.create_model("micronet_m3", pretrained=True)
     assert info.value.url == url and f"the download of {url} failed" in str(info.value)
+    copy = pickle.loads(pickle.dumps(info.value))  # as it comes back from a worker process
+    assert (type(copy), str(copy), copy.url) == (CheckpointDownloadError, str(info.value), url)
 
 
 def test_checkpoint_modules_do_not_import_the_registry():
