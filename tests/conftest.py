@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from micronet_testing import save_authors_checkpoint
 
+from micronet_backbones.registry import canonical_name
+
 
 def pytest_configure(config):
     config.addinivalue_line(
@@ -24,10 +26,10 @@ def authors_checkpoint(tmp_path_factory):
     paths: dict[str, Path] = {}
 
     def get(arch: str) -> Path:
-        short = arch.removeprefix("micronet_")
-        if short not in paths:
-            paths[short] = save_authors_checkpoint(short, folder / f"micronet-{short}.pth")
-        return paths[short]
+        name = canonical_name(arch)
+        if name not in paths:
+            paths[name] = save_authors_checkpoint(name, folder / f"{name}.pth")
+        return paths[name]
 
     return get
 
