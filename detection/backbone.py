@@ -172,8 +172,9 @@ def build_micronet_backbone(cfg, input_shape: ShapeSpec) -> MicroNetBackbone:
         )
     except core.CheckpointDownloadError as error:
         raise core.CheckpointDownloadError(
-            f"MODEL.MICRONET.WEIGHTS: {error}. Offline: set MODEL.MICRONET.WEIGHTS to a local "
-            'copy of the file, or to "" and MODEL.WEIGHTS to the file that '
-            "tools/convert_pretrained.py makes of it",
             error.url,
+            error.reason,
+            advice="MODEL.MICRONET.WEIGHTS names it; offline, set MODEL.MICRONET.WEIGHTS to a "
+            'local copy of the file, or to "" and MODEL.WEIGHTS to the file that '
+            "tools/convert_pretrained.py makes of it",
         ) from error

@@ -7,6 +7,9 @@ from collections.abc import Sequence
 __all__ = ["CheckpointDownloadError", "CheckpointError", "listing"]
 
 _MAX_LISTED = 12
+_OFFLINE_ADVICE = (
+    "Offline, download the file where there is network and pass its local path instead of the URL"
+)
 
 
 class CheckpointError(ValueError):
@@ -17,15 +20,18 @@ class CheckpointDownloadError(CheckpointError):
     """A checkpoint URL that could not be downloaded (offline, unreachable, not found).
 
     Attributes:
-        url: the URL that failed; adapters add how to give the weights offline in their terms.
+        url: the URL that failed.
+        reason: the download error's type and first line.
+        advice: what to do offline; adapters re-raise with advice in their own terms (config
+            keys), the core's names a local path.
     """
 
-    def __init__(self, message: str, url: str) -> None:
-        super().__init__(message)
-        self.url = url
+    def __init__(self, url: str, reason: str, advice: str = _OFFLINE_ADVICE) -> None:
+        super().__init__(f"the download of {url} failed ({reason}). {advice}")
+        self.url, self.reason, self.advice = url, reason, advice
 
-    def __reduce__(self):  # keep ``url`` through pickling (e.g. from a worker process)
-        return type(self), (str(self), self.url)
+    def __reduce__(self):  # keep the fields through pickling (e.g. from a worker process)
+        return type(self), (self.url, self.reason, self.advice)
 
 
 def listing(keys: Sequence[str]) -> str:

@@ -47,11 +47,7 @@ def _download(url: str) -> Path:
         try:
             torch.hub.download_url_to_file(url, str(cached), progress=False)
         except Exception as error:  # URLError, HTTPError, timeouts, unknown schemes, ...
-            raise CheckpointDownloadError(
-                f"the download of {url} failed ({_first_line(error)}). Offline, download the "
-                "file where there is network and pass its local path instead of the URL",
-                url,
-            ) from error
+            raise CheckpointDownloadError(url, _first_line(error)) from error
     return cached
 
 

@@ -255,6 +255,7 @@ def test_a_url_that_cannot_be_downloaded_says_so(tmp_path, monkeypatch):
     assert info.value.url == url and f"the download of {url} failed" in str(info.value)
     copy = pickle.loads(pickle.dumps(info.value))  # as it comes back from a worker process
     assert (type(copy), str(copy), copy.url) == (CheckpointDownloadError, str(info.value), url)
+    assert "Temporary failure in name resolution" in info.value.reason
 
 
 def test_checkpoint_modules_do_not_import_the_registry():
