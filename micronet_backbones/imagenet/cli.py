@@ -41,7 +41,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..registry import create_model, get_spec, list_models
+from ..registry import canonical_name, create_model, get_spec, list_models
 from .distributed import DistributedContext, setup_distributed, shutdown_distributed
 from .data import image_folder, val_loader
 from .engine import evaluate
@@ -69,6 +69,14 @@ def _dropouts() -> str:
                      for name in list_models())
 
 
+def _arch(name: str) -> str:
+    """``--arch`` through the registry's one spelling rule (``m3`` = ``micronet_m3``)."""
+    try:
+        return canonical_name(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train_imagenet.py",
@@ -91,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="data loading processes per training process (default: %(default)s)")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--arch", required=True, choices=list_models(),
-                       help=f"architecture, with the authors' classifier dropout ({_dropouts()}) "
-                            "(required)")
+    model.add_argument("--arch", required=True, type=_arch, metavar="ARCH",
+                       help=f"architecture: {', '.join(list_models())} (or m0 ... m3), with the "
+                            f"authors' classifier dropout ({_dropouts()}) (required)")
     model.add_argument("--weights", type=Path, default=None,
                        help="checkpoint (ours or the authors') to evaluate with --eval-only, or to "
                             "start training from; its classifier must match the number of "

@@ -73,6 +73,12 @@ def test_per_arch_defaults_are_filled_in(tool, tmp_path):
     assert (m3.weight_decay, m3.warmup_epochs, m3.lr) == (4e-5, 5, pytest.approx(0.4))
     override = parse("--arch", "micronet_m3", "--weight-decay", "0", "--warmup-epochs", "0", "--lr", "1")
     assert (override.weight_decay, override.warmup_epochs, override.lr) == (0.0, 0, 1.0)
+    # Mutual learning: Deep Mutual Learning's weight 1 and temperature 1 unless given.
+    mutual = parse("--arch", "micronet_m0", "--mutual-learning")
+    assert (mutual.mutual_learning, mutual.mutual_weight, mutual.mutual_temperature) == (True, 1.0, 1.0)
+    tuned = parse("--arch", "m0", "--mutual-learning", "--mutual-weight", "0.5", "--mutual-temperature", "3")
+    assert (tuned.mutual_weight, tuned.mutual_temperature) == (0.5, 3.0)
+    assert parse("--arch", "micronet_m0").mutual_learning is False
 
 
 @pytest.mark.parametrize(
@@ -84,6 +90,11 @@ def test_per_arch_defaults_are_filled_in(tool, tmp_path):
         (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
         (["--epochs", "3", "--warmup-epochs", "3"], "--warmup-epochs (3) must be below --epochs (3)"),
         (["--resume", "a.pth", "--weights", "b.pth"], "drop --weights"),
+        (["--stop-after-epochs", "0"], "--stop-after-epochs must be positive"),
+        (["--mutual-weight", "2"], "--mutual-weight only apply with --mutual-learning"),
+        (["--mutual-learning", "--mutual-weight", "-1"], "--mutual-weight must be >= 0"),
+        (["--mutual-learning", "--mutual-temperature", "0"], "--mutual-temperature must be positive"),
+        (["--eval-only", "--weights", "w.pth", "--mutual-learning"], "--mutual-learning is a training"),
     ],
 )
 def test_bad_options_are_refused_by_name(tool, tmp_path, extra, message):
