@@ -5,8 +5,9 @@ outside a :class:`~micronet_backbones.model.MicroNet` (e.g. by a pose head) at a
 allows: ``block_from_spec(row)``. Every block maps (N, in_channels, H, W) to
 (N, out_channels, H', W') with H' = ceil(H / stride), W' = ceil(W / stride) for k = 3 and k = 5.
 
-Layers, in order (each class's ``layer_names``, which its ``forward`` runs and
-:func:`ordered_layers` gives to the inference form; ``R = spec.reduction``,
+Layers, in order (each class's ``layer_names``: the stem and the blocks are
+:class:`~micronet_backbones.ops.LayerChain` modules, whose ``forward`` runs that list and whose
+``ordered_layers()`` gives it to the inference form; ``R = spec.reduction``,
 hidden = ``spec.hidden_channels``, all Shift-Max J = 2):
 
 * **A** (lite combination): ``depthwise`` Micro-Factorized depthwise k x 1 / 1 x k that expands
@@ -43,7 +44,13 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .ops import ChannelShuffle, DynamicShiftMax, GroupedPointwise, MicroFactorizedDepthwise
+from .ops import (
+    ChannelShuffle,
+    DynamicShiftMax,
+    GroupedPointwise,
+    LayerChain,
+    MicroFactorizedDepthwise,
+)
 from .specs import BlockSpec
 
 __all__ = [
@@ -55,8 +62,6 @@ __all__ = [
     "Stem",
     "block_from_spec",
     "init_weights_",
-    "ordered_layers",
-    "run_layers",
 ]
 
 
@@ -131,36 +136,7 @@ def _inner_init(spec: BlockSpec) -> tuple[tuple[float, float], ...]:
     return ((spec.init_a[0], spec.init_b[0]), (spec.init_a[1], spec.init_b[1]))
 
 
-def ordered_layers(module: nn.Module) -> list[nn.Module]:
-    """The layers ``module.forward`` applies one after the other, in order: the attributes
-    named by its ``layer_names``, ``nn.Sequential``s flattened (an empty one gives nothing).
-
-    The stem and every Micro-Block run exactly this chain (:func:`run_layers`), so a fused
-    inference form built from it (``micronet_backbones.deploy``) follows any change of a
-    block's layers or their order. Raises ``TypeError`` for a module whose ``forward`` is not
-    the chain (a subclass that overrides it), whose layers this list would not describe.
-    """
-    if type(module).forward not in (Stem.forward, MicroBlock.forward):
-        raise TypeError(
-            f"{type(module).__name__} does not run the chain of its layer_names (its forward "
-            "is not the core Stem's or Micro-Block's), so its layers in order are unknown"
-        )
-    layers = []
-    for name in module.layer_names:
-        layer = getattr(module, name)
-        layers.extend(layer if isinstance(layer, nn.Sequential) else [layer])
-    return layers
-
-
-def run_layers(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Apply the layers named by ``module.layer_names`` to ``x`` in turn (see
-    :func:`ordered_layers`); shapes are those of the module's ``forward``."""
-    for name in module.layer_names:
-        x = getattr(module, name)(x)
-    return x
-
-
-class Stem(nn.Module):
+class Stem(LayerChain):
     """MicroNet's stem: (N, 3, H, W) -> (N, g1 * g2, ceil(H / 2), ceil(W / 2)).
 
     ``conv_kx1`` (3x1, stride (2, 1)): 3 -> g1, ``bn_kx1``; ``conv_1xk`` (1x3, stride (1, 2),
@@ -191,25 +167,15 @@ class Stem(nn.Module):
         self.act = nn.ReLU6(inplace=True)
         init_weights_(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return run_layers(self, x)
 
-
-class MicroBlock(nn.Module):
+class MicroBlock(LayerChain):
     """Base of Micro-Blocks A, B and C: the spec row, the stride actually used, the shortcut.
 
-    ``forward(x)`` is ``run_layers(self, x)`` (the layers named by the class's
-    ``layer_names``, in order), plus ``x`` when ``use_residual``. Subclasses declare their
-    layers in ``layer_names`` and do not override ``forward``: the inference form reads the
-    same list (:func:`ordered_layers`) and refuses a block whose ``forward`` is not this one.
+    ``forward(x)`` runs the layers named by the class's ``layer_names`` in order, plus ``x``
+    when ``use_residual`` (its ``chain_forward``). Subclasses declare their layers in
+    ``layer_names`` and do not override ``forward``: the inference form reads the same list
+    (``ordered_layers()``), which refuses a block whose ``forward`` is another one.
     """
-
-    layer_names: tuple[str, ...]
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        if not getattr(cls, "layer_names", ()):
-            raise TypeError(f"{cls.__name__} must name the layers its forward runs in layer_names")
 
     def __init__(self, spec: BlockSpec, kind: str, stride: int | None) -> None:
         super().__init__()
@@ -224,8 +190,10 @@ class MicroBlock(nn.Module):
         self.use_residual = spec.has_residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = run_layers(self, x)
+        out = self.run_layers(x)
         return out + x if self.use_residual else out
+
+    chain_forward = forward
 
 
 class MicroBlockA(MicroBlock):

@@ -13,8 +13,9 @@ __all__ = ["FusedReLU6"]
 class FusedReLU6(nn.Module):
     """(N, C, H, W) -> (N, C, H, W): ``output(relu6(x))``.
 
-    With ``inplace=True`` and no permutation, eager mode clamps the input in place: only for
-    inputs nothing else reads (the output of the previous op inside a fused block).
+    With ``inplace=True`` and no permutation, it clamps the input in place (a traced graph gets
+    the functional op): only for inputs nothing else reads (the output of the previous op
+    inside a fused block).
     """
 
     def __init__(self, output: ChannelPermutation | None = None, inplace: bool = False) -> None:

@@ -1,8 +1,9 @@
 """Inference form of MicroNet's stem and Micro-Blocks: a short chain of fused ops each.
 
 A block's layers, in the order its ``forward`` runs them (the core's
-:func:`~micronet_backbones.blocks.ordered_layers`, so a change to a block's layers or their order
-changes its inference form with it; a block that does not run that chain is refused), become:
+:meth:`~micronet_backbones.ops.LayerChain.ordered_layers`, so a change to a block's layers or
+their order changes its inference form with it; a block that does not run that chain, or a layer
+made of other parts than the fused op expects, is refused), become:
 
 * ``GroupedPointwise`` (conv + BN)            -> :class:`FusedPointwise` (BN folded, one bmm)
 * ``MicroFactorizedDepthwise`` (k x 1, BN, 1 x k, BN) -> :class:`MergedSeparableConv` (one k x k)
@@ -20,8 +21,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..blocks import MicroBlock, Stem, ordered_layers
-from ..ops import ChannelShuffle, DynamicShiftMax, GroupedPointwise, MicroFactorizedDepthwise
+from ..blocks import MicroBlock, Stem
+from ..ops import (
+    ChannelShuffle,
+    DynamicShiftMax,
+    GroupedPointwise,
+    LayerChain,
+    MicroFactorizedDepthwise,
+)
 from .activation import FusedReLU6
 from .permutation import ChannelPermutation
 from .pointwise import FusedPointwise
@@ -60,12 +67,32 @@ class FusedBlock(nn.Module):
         return out.add_(x)
 
 
+_NORM = (nn.BatchNorm2d, nn.Identity)
+_SEPARABLE_PAIR = (nn.Conv2d, _NORM, nn.Conv2d, _NORM)  # k x 1 conv, norm, 1 x k conv, norm
+
+
+def _layers_of(module: LayerChain, expected: tuple) -> list[nn.Module]:
+    """``module.ordered_layers()``, refused unless they are of the ``expected`` kinds (one
+    class or tuple of classes per layer): the fused op is made for that chain only."""
+    layers = module.ordered_layers()
+    if len(layers) != len(expected) or not all(map(isinstance, layers, expected)):
+        names = [
+            "|".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
+            for kind in expected
+        ]
+        raise TypeError(
+            f"no inference form for a {type(module).__name__} made of "
+            f"{[type(layer).__name__ for layer in layers]}: expected {names}"
+        )
+    return layers
+
+
 def _fused_layer(module: nn.Module, after_another: bool) -> nn.Module:
     """The fused op for one core layer (``after_another``: it reads a previous op's output)."""
     if isinstance(module, GroupedPointwise):
-        return FusedPointwise(module.conv, module.bn)
+        return FusedPointwise(*_layers_of(module, (nn.Conv2d, _NORM)))
     if isinstance(module, MicroFactorizedDepthwise):
-        return MergedSeparableConv(module.conv_kx1, module.bn_kx1, module.conv_1xk, module.bn_1xk)
+        return MergedSeparableConv(*_layers_of(module, _SEPARABLE_PAIR))
     if isinstance(module, DynamicShiftMax):
         return FusedShiftMax(module)
     if isinstance(module, nn.ReLU6):
@@ -107,7 +134,7 @@ def fuse_block(block: nn.Module) -> FusedBlock:
         else:
             layers.append(permutation)
 
-    for module in ordered_layers(block):
+    for module in block.ordered_layers():
         if isinstance(module, ChannelShuffle):
             index = module.permutation(channels)
             pending = index if pending is None else pending[index]
@@ -138,19 +165,12 @@ def fuse_stem(stem: Stem) -> nn.Sequential:
     """The inference form of the core :class:`Stem`: one 3x3 conv (shuffle folded into its
     output channels) and an in-place ReLU6. (N, 3, H, W) -> (N, C, H / 2, W / 2).
 
-    Reads the stem's layers in order (:func:`~micronet_backbones.blocks.ordered_layers`) and
-    refuses any other chain than conv k x 1, BN, conv 1 x k, BN, channel shuffle, ReLU6.
+    Reads the stem's layers in order (its ``ordered_layers()``) and refuses any other chain
+    than conv k x 1, BN, conv 1 x k, BN, channel shuffle, ReLU6.
     """
     if not isinstance(stem, Stem):
         raise TypeError(f"fuse_stem needs a core Stem, got {type(stem).__name__}")
-    layers = ordered_layers(stem)
-    expected = (nn.Conv2d, nn.BatchNorm2d, nn.Conv2d, nn.BatchNorm2d, ChannelShuffle, nn.ReLU6)
-    if len(layers) != len(expected) or not all(map(isinstance, layers, expected)):
-        raise TypeError(
-            "no inference form for a stem made of "
-            f"{[type(layer).__name__ for layer in layers]}: expected "
-            f"{[kind.__name__ for kind in expected]}"
-        )
+    layers = _layers_of(stem, (*_SEPARABLE_PAIR, ChannelShuffle, nn.ReLU6))
     first, first_bn, second, second_bn, shuffle, _ = layers
     index = shuffle.permutation(second.out_channels)
     conv = MergedSeparableConv(first, first_bn, second, second_bn, output_index=index)

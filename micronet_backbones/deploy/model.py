@@ -17,8 +17,8 @@ class FusedClassifierHead(nn.Module):
     """(N, C, H, W) -> (N, num_classes): the core :class:`ClassifierHead`, BatchNorm1d folded
     into both linear layers, dropout (eval: identity) dropped.
 
-    ReLU6 -> average pool -> h-swish -> fc1 -> h-swish -> fc2 -> h-swish. In eager mode the
-    ReLU6 runs in place on its input (the last block's output, read by nothing else).
+    ReLU6 -> average pool -> h-swish -> fc1 -> h-swish -> fc2 -> h-swish. The ReLU6 runs in
+    place on its input (the last block's output, read by nothing else).
     """
 
     def __init__(self, head: ClassifierHead) -> None:

@@ -19,8 +19,9 @@ __all__ = ["ChannelPermutation", "exporting", "fixed_shape", "inverse_permutatio
 
 
 def exporting() -> bool:
-    """True while tracing or exporting (ONNX): the inference form then uses functional ops only
-    (no ``out=`` writes through strided views, no in-place ops on shared tensors)."""
+    """True while tracing or exporting (ONNX): the inference form then writes no ``out=``
+    through strided views and picks the ops onnxruntime runs fastest. (In-place ops on fresh
+    tensors, never on shared ones, are used in both modes: the exporter makes them functional.)"""
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 

@@ -6,18 +6,22 @@ The core's :class:`~micronet_backbones.ops.DynamicShiftMax` computes, per sample
     y_i = max_k sum_j a[k, j, i] * x[shift_j(i)]
 
 Here the hyper-function is three matrix ops: the hard sigmoid, its rescaling and the offsets
-fold into ``fc2`` and a clamp with per-coefficient bounds,
+fold into ``fc2`` and a clamp with per-coefficient bounds (the core's
+:meth:`~micronet_backbones.ops.DynamicShiftMax.folded_hyper_function`, whose (K, J, C) axes
+are named by its shape, so nothing here depends on ``fc2``'s row order),
 
     a = clamp(fc2'(h), lo, hi),   fc2' = fc2 * r / 3,  bias' = bias * r / 3 + init,
     lo = init - r,  hi = init + r,
 
-(``fc2``'s rows stored in (j, k, channel) order, so one ``unbind`` gives each shift's K
-coefficient vectors), the average pool is a sum whose 1 / (H * W) rides on ``fc1``'s matrix
-product, and the K fusions are computed together on a (N, K, C, H, W) tensor (one multiply and
-one multiply-add per shift instead of 2K ops), the max over K writing the result directly in
-the order of the channel shuffle that follows, when there is one. Shifts are one
-``index_select`` each, with any index: a permutation before the Shift-Max moves into its index
-and weights. Exported graphs compute the K fusions one by one (cheaper in onnxruntime).
+(stored in (j, k, channel) order, so one ``unbind`` gives each shift's K coefficient vectors),
+and the K fusions are computed together on a (N, K, C, H, W) tensor (one multiply and one
+multiply-add per shift instead of 2K ops), the max over K writing the result directly in the
+order of the channel shuffle that follows, when there is one. Shifts are one ``index_select``
+each (indices from the core's ``group_shift``), with any index: a permutation before the
+Shift-Max moves into its index and weights. The hyper-function is one code path for eager
+PyTorch and export (only the pooling op differs); the fusions are not: exported graphs compute
+the K fusions one by one, which onnxruntime runs faster than slices of a stacked tensor, while
+eager PyTorch runs the stacked form in fewer ops.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """MicroNet's operators, usable on their own: Micro-Factorized convolutions and Shift-Max."""
 
+from .layer_chain import LayerChain
 from .micro_factorized import (
     ChannelShuffle,
     GroupedPointwise,
@@ -13,6 +14,7 @@ __all__ = [
     "ChannelShuffle",
     "DynamicShiftMax",
     "GroupedPointwise",
+    "LayerChain",
     "MicroFactorizedDepthwise",
     "MicroFactorizedPointwise",
     "StaticShiftMax",

@@ -28,6 +28,8 @@ import math
 import torch
 from torch import nn
 
+from .layer_chain import LayerChain
+
 __all__ = [
     "ChannelShuffle",
     "GroupedPointwise",
@@ -75,12 +77,14 @@ class ChannelShuffle(nn.Module):
         return f"groups={self.groups}"
 
 
-class GroupedPointwise(nn.Module):
+class GroupedPointwise(LayerChain):
     """One factor (P or Q^T) of a Micro-Factorized pointwise convolution: a grouped 1x1 conv + BN.
 
     (N, in_channels, H, W) -> (N, out_channels, H, W). Attributes ``conv`` (bias-free
     ``nn.Conv2d``, ``groups`` groups) and ``bn`` (``nn.BatchNorm2d``).
     """
+
+    layer_names = ("conv", "bn")
 
     def __init__(self, in_channels: int, out_channels: int, groups: int = 1) -> None:
         super().__init__()
@@ -91,9 +95,6 @@ class GroupedPointwise(nn.Module):
             )
         self.conv = nn.Conv2d(in_channels, out_channels, 1, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
 
 
 def _nearest_common_divisor(target: float, *numbers: int) -> int:
@@ -116,7 +117,7 @@ def micro_factorized_groups(channels: int, reduction: int, lam: float = 1.0) -> 
     )
 
 
-class MicroFactorizedPointwise(nn.Module):
+class MicroFactorizedPointwise(LayerChain):
     """Micro-Factorized pointwise convolution ``W = P . Phi . Q^T`` (paper Eq. 1).
 
     (N, in_channels, H, W) -> (N, out_channels, H, W), computed as
@@ -132,6 +133,8 @@ class MicroFactorizedPointwise(nn.Module):
     :meth:`dense_weight` gives its equivalent (out_channels, in_channels) matrix, which for
     ``G = sqrt(C / R)`` consists of G x G blocks of rank 1.
     """
+
+    layer_names = ("squeeze", "squeeze_bn", "shuffle", "expand", "expand_bn")
 
     def __init__(
         self,
@@ -172,11 +175,6 @@ class MicroFactorizedPointwise(nn.Module):
         self.expand = nn.Conv2d(hidden_channels, out_channels, 1, groups=groups, bias=False)
         self.expand_bn = nn.BatchNorm2d(out_channels) if norm else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.squeeze_bn(self.squeeze(x))
-        x = self.shuffle(x)
-        return self.expand_bn(self.expand(x))
-
     @staticmethod
     def _block_diagonal(conv: nn.Conv2d) -> torch.Tensor:
         """Dense (out, in) matrix of a grouped 1x1 convolution."""
@@ -200,7 +198,7 @@ class MicroFactorizedPointwise(nn.Module):
         return f"groups={self.groups}"
 
 
-class MicroFactorizedDepthwise(nn.Module):
+class MicroFactorizedDepthwise(LayerChain):
     """Micro-Factorized depthwise convolution: k x k depthwise as k x 1 then 1 x k (Eq. 3).
 
     (N, C, H, W) -> (N, C * e1 * e2, H', W') with ``expansion = (e1, e2)``:
@@ -214,6 +212,8 @@ class MicroFactorizedDepthwise(nn.Module):
     BatchNorms (then, with ``expansion=(1, 1)``, the layer equals a k x k depthwise conv whose
     kernel is the outer product of the two 1-D kernels).
     """
+
+    layer_names = ("conv_kx1", "bn_kx1", "conv_1xk", "bn_1xk")
 
     def __init__(
         self,
@@ -237,7 +237,3 @@ class MicroFactorizedDepthwise(nn.Module):
             mid, self.out_channels, (1, kernel_size), (1, stride), (0, pad), groups=mid, bias=False
         )
         self.bn_1xk = nn.BatchNorm2d(self.out_channels) if norm else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn_kx1(self.conv_kx1(x))
-        return self.bn_1xk(self.conv_1xk(x))

@@ -1,8 +1,9 @@
 """The inference form cannot fall out of step with the core blocks it is made from.
 
 It reads each block's layers in the order its ``forward`` runs them (the core's
-``ordered_layers``): a block whose layer order changes is fused in its new order (and stays
-exact), and a stem or block that does not run its declared chain is refused loudly.
+``LayerChain.ordered_layers``): a block whose layer order changes is fused in its new order (and
+stays exact), and a stem, block or layer that does not run the chain the fused op is made for is
+refused loudly.
 """
 
 from __future__ import annotations
@@ -69,10 +70,20 @@ def test_a_block_that_does_not_run_its_chain_is_refused():
 
 
 def test_a_block_must_name_its_layers():
-    with pytest.raises(TypeError, match="layer_names"):
+    class Unnamed(MicroBlock):
+        pass
 
-        class Unnamed(MicroBlock):  # noqa: F841 (the class statement itself must fail)
-            pass
+    with pytest.raises(TypeError, match="must name the layers"):
+        Unnamed(SPEC_C, "C", None)
+
+
+def test_a_layer_made_of_other_parts_is_refused():
+    """A depthwise pair whose parts change (here: an activation in place of a conv) is not
+    merged as if it were still the k x 1 / 1 x k pair."""
+    block = MicroBlockC(SPEC_C)
+    block.depthwise.conv_1xk = torch.nn.ReLU()
+    with pytest.raises(TypeError, match="MicroFactorizedDepthwise made of"):
+        fuse_block(block)
 
 
 def test_a_stem_with_another_chain_is_refused():
@@ -83,7 +94,7 @@ def test_a_stem_with_another_chain_is_refused():
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return super().forward(x) * 2
 
-    with pytest.raises(TypeError, match="stem made of"):
+    with pytest.raises(TypeError, match="Stem made of"):
         fuse_stem(ActivationFirstStem((2, 2)))
     with pytest.raises(TypeError, match="does not run the chain"):
         fuse_stem(OwnForwardStem((2, 2)))
