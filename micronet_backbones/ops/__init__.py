@@ -8,7 +8,14 @@ from .micro_factorized import (
     MicroFactorizedPointwise,
     micro_factorized_groups,
 )
-from .shift_max import DynamicShiftMax, StaticShiftMax, group_shift, make_divisible, shift_max
+from .shift_max import (
+    DynamicShiftMax,
+    StaticShiftMax,
+    add_spatial_attention,
+    group_shift,
+    make_divisible,
+    shift_max,
+)
 
 __all__ = [
     "ChannelShuffle",
@@ -18,6 +25,7 @@ __all__ = [
     "MicroFactorizedDepthwise",
     "MicroFactorizedPointwise",
     "StaticShiftMax",
+    "add_spatial_attention",
     "group_shift",
     "make_divisible",
     "micro_factorized_groups",

@@ -29,6 +29,7 @@ from torch import nn
 
 __all__ = [
     "DynamicShiftMax",
+    "add_spatial_attention",
     "FoldedHyperFunction",
     "StaticShiftMax",
     "group_shift",
@@ -221,6 +222,27 @@ class DynamicShiftMax(nn.Module):
             nn.init.normal_(layer.weight, 0.0, 0.01)
             nn.init.zeros_(layer.bias)
 
+    def with_spatial_attention(
+        self, temperature: float = 10.0, gamma: float = 1.0 / 3.0
+    ) -> DynamicShiftMax:
+        """A new DynamicShiftMax with this one's settings (channels, groups, J, K, coefficient
+        offsets and range, squeeze width) and DY-ReLU-C's spatial attention (``temperature``,
+        ``gamma``: see the class), freshly initialised: e.g. for a dense head made of core
+        Micro-Blocks, as the paper's pose head is."""
+        k, j, _ = self.coefficient_shape
+        return DynamicShiftMax(
+            self.channels,
+            self.groups,
+            num_shifts=j,
+            num_fusions=k,
+            init=self.coefficient_init.view(k, j).tolist(),
+            coefficient_range=self.coefficient_range,
+            squeeze_channels=self.fc1.out_features,
+            spatial_attention=True,
+            spatial_temperature=temperature,
+            spatial_gamma=gamma,
+        )
+
     def spatial_weights(self, x: torch.Tensor) -> torch.Tensor:
         """DY-ReLU-C's spatial attention: (N, C, H, W) -> pi (N, 1, H, W), 0 < pi <= 1."""
         if self.spatial is None:
@@ -271,6 +293,20 @@ class DynamicShiftMax(nn.Module):
             f"K={self.num_fusions}, coefficient_range={self.coefficient_range}"
             + (", spatial_attention=True" if self.spatial is not None else "")
         )
+
+
+def add_spatial_attention(
+    module: nn.Module, temperature: float = 10.0, gamma: float = 1.0 / 3.0
+) -> nn.Module:
+    """Give every :class:`DynamicShiftMax` inside ``module`` that has none DY-ReLU-C's spatial
+    attention: each is replaced, in place, by its :meth:`~DynamicShiftMax.with_spatial_attention`
+    (same settings, fresh weights). Returns ``module``."""
+    for name, layer in list(module.named_modules()):
+        if isinstance(layer, DynamicShiftMax) and layer.spatial is None:
+            parent, _, child = name.rpartition(".")
+            spatial = layer.with_spatial_attention(temperature, gamma)
+            setattr(module.get_submodule(parent), child, spatial)
+    return module
 
 
 class StaticShiftMax(nn.Module):

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from micronet_backbones.ops import DynamicShiftMax, group_shift, shift_max
+from micronet_backbones import BlockSpec, block_from_spec
+from micronet_backbones.ops import DynamicShiftMax, add_spatial_attention, group_shift, shift_max
 
 
 def _by_hand(layer: DynamicShiftMax, x: torch.Tensor) -> torch.Tensor:
@@ -78,3 +79,34 @@ def test_spatial_attention_learns_and_rejects_bad_settings():
         DynamicShiftMax(8, 2, spatial_attention=True, spatial_temperature=0.0)
     with pytest.raises(ValueError, match="spatial_gamma"):
         DynamicShiftMax(8, 2, spatial_attention=True, spatial_gamma=-1.0)
+
+
+def test_with_spatial_attention_keeps_every_setting():
+    layer = DynamicShiftMax(
+        12, 3, num_fusions=2, init=((1.0, 0.5), (0.25, -0.5)), coefficient_range=1.5,
+        squeeze_channels=6,
+    )  # fmt: skip
+    spatial = layer.with_spatial_attention(temperature=5.0, gamma=0.5)
+    assert spatial is not layer and layer.spatial is None and spatial.spatial is not None
+    assert (spatial.channels, spatial.groups) == (12, 3)
+    assert spatial.coefficient_shape == layer.coefficient_shape == (2, 2, 12)
+    assert torch.equal(spatial.coefficient_init, layer.coefficient_init)
+    assert spatial.coefficient_range == 1.5 and spatial.fc1.out_features == 6
+    assert (spatial.spatial_temperature, spatial.spatial_gamma) == (5.0, 0.5)
+    # With the spatial weights zeroed, the attention is uniform gamma: same function times 0.5.
+    spatial.load_state_dict(layer.state_dict(), strict=False)
+    torch.nn.init.zeros_(spatial.spatial.weight)
+    x = torch.randn(2, 12, 4, 5)
+    torch.testing.assert_close(spatial(x), 0.5 * layer(x))
+
+
+def test_add_spatial_attention_replaces_every_shift_max_once():
+    block = block_from_spec(BlockSpec("C", 16, 16, 3, 1, (1, 2), (4, 4), (4, 4), (2, 2, 1), 8))
+    before = {n: m for n, m in block.named_modules() if isinstance(m, DynamicShiftMax)}
+    assert len(before) == 3 and all(m.spatial is None for m in before.values())
+    assert add_spatial_attention(block) is block
+    after = {n: m for n, m in block.named_modules() if isinstance(m, DynamicShiftMax)}
+    assert after.keys() == before.keys()
+    assert all(m.spatial is not None and m is not before[n] for n, m in after.items())
+    add_spatial_attention(block)  # already there: kept as they are
+    assert all(m is after[n] for n, m in block.named_modules() if isinstance(m, DynamicShiftMax))
