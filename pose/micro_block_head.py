@@ -30,7 +30,7 @@ from mmpose.registry import MODELS
 from torch import nn
 
 from micronet_backbones import BlockSpec, block_from_spec
-from micronet_backbones.ops import DynamicShiftMax
+from micronet_backbones.ops import add_spatial_attention
 
 __all__ = ["MicroBlockHead", "build_head_blocks"]
 
@@ -44,23 +44,7 @@ def _with_spatial_attention(block: nn.Module) -> nn.Module:
     Same channels, groups, J, K, coefficient offsets, range and squeeze width; fresh weights
     with the core's initialisation. Returns ``block`` (modified in place).
     """
-    for name, module in list(block.named_modules()):
-        if not isinstance(module, DynamicShiftMax) or module.spatial is not None:
-            continue
-        k, j = module.num_fusions, module.num_shifts
-        spatial = DynamicShiftMax(
-            module.channels,
-            module.groups,
-            num_shifts=j,
-            num_fusions=k,
-            init=module.coefficient_init.view(k, j).tolist(),
-            coefficient_range=module.coefficient_range,
-            squeeze_channels=module.fc1.out_features,
-            spatial_attention=True,
-        )
-        parent_name, _, child = name.rpartition(".")
-        setattr(block.get_submodule(parent_name), child, spatial)
-    return block
+    return add_spatial_attention(block)
 
 
 def build_head_blocks(
