@@ -6,7 +6,9 @@ PyPI is the ``pb1-detectron2==0.6`` sdist: its Python files are byte-identical t
 be installed as it is. This script
 
 1. leaves any importable detectron2 alone when it has native ops (a compiled ``_C``), or when
-   it is the very install this script makes (a ``_C`` module with ``NATIVE_OPS = False``);
+   it is the very install this script makes (a ``_C`` module with ``NATIVE_OPS = False`` and
+   this script's ``PATCH_LEVEL``); an install made by an earlier version of this script (an
+   older or no ``PATCH_LEVEL``) is replaced by the current one;
 2. downloads the sdist from the package index (``PIP_INDEX_URL`` or PyPI), and checks its
    sha256 against the pin below before using it (cached under ``--cache-dir``);
 3. applies these changes to a copy of the sources, each checked to apply exactly:
@@ -27,6 +29,12 @@ be installed as it is. This script
       use none of these ops (they use torchvision's nms / roi_align). Each native-only op
       (rotated boxes, deformable conv, rotated RoIAlign, the fast C++ COCOeval) raises an
       error that says detectron2 was installed without native ops;
+   f. ``detectron2/export/__init__.py``: the caffe2 exporter (``export/api.py``, which imports
+      ``caffe2.proto`` at module level) is imported only when caffe2 is importable, as upstream
+      does after 0.6. torch 2.x ships no caffe2, so without this ``import detectron2.export``
+      fails and with it its TorchScript/ONNX path (``TracingAdapter``,
+      ``scripting_with_instances``, ``dump_torchscript_IR``) imports; ``Caffe2Tracer`` and the
+      other caffe2 names are absent, as upstream;
 4. installs the patched sources with pip (``--no-build-isolation``: its setup.py imports torch).
 
 Usage: ``python tools/install/install_detectron2.py [--cache-dir DIR]`` with the target
@@ -59,6 +67,7 @@ none of them (Faster R-CNN, RetinaNet, Keypoint R-CNN with FPN) work; the ops be
 """
 
 NATIVE_OPS = False
+PATCH_LEVEL = {patch_level}
 
 _MESSAGE = (
     "detectron2 was installed without native ops (micronet_backbones' tools/install/"
@@ -104,11 +113,24 @@ def has_cuda():
     return False
 '''
 
+# Raised whenever the set of changes (3a-3f) changes, so that a re-run replaces an older install.
+PATCH_LEVEL = 2
+
+# (f) upstream's post-0.6 guard: the caffe2 exporter only when caffe2 exists.
+EXPORT_INIT_OLD = "from .api import *\n"
+EXPORT_INIT_NEW = """try:
+    from caffe2.proto import caffe2_pb2 as _caffe2_pb2  # noqa: F401
+except ImportError:  # caffe2 is optional; torch 2.x has none (patched by micronet_backbones)
+    pass
+else:
+    from .api import *
+"""
+
 NUMPY_ALIAS = re.compile(r"\bnp\.(int|bool|float)\b(?![\w.])")
 
 
 def installed_state():
-    """'native', 'ours', or None (absent or broken)."""
+    """'native', 'ours', 'outdated' (ours from an older PATCH_LEVEL), or None (absent or broken)."""
     try:
         detectron2 = importlib.import_module("detectron2")
         importlib.import_module("detectron2.modeling")
@@ -119,7 +141,9 @@ def installed_state():
     except Exception:
         return None
     if getattr(native, "NATIVE_OPS", True) is False:
-        return "ours" if detectron2.__version__ == VERSION else None
+        if detectron2.__version__ != VERSION:
+            return None
+        return "ours" if getattr(native, "PATCH_LEVEL", 1) == PATCH_LEVEL else "outdated"
     return "native"
 
 
@@ -188,7 +212,9 @@ def patch_sources(root):
             patched += n
     if patched == 0:
         raise SystemExit("patch: found no np.int / np.bool / np.float to replace; sources changed?")
-    (root / "detectron2" / "_C.py").write_text(NATIVE_OPS_STUB)  # (e)
+    stub = NATIVE_OPS_STUB.replace("{patch_level}", str(PATCH_LEVEL))
+    (root / "detectron2" / "_C.py").write_text(stub)  # (e)
+    replace_exactly(root / "detectron2/export/__init__.py", EXPORT_INIT_OLD, EXPORT_INIT_NEW)  # (f)
 
 
 def main():
@@ -208,6 +234,8 @@ def main():
     if state == "ours":
         print(f"detectron2 {VERSION} (without native ops) is already installed")
         return
+    if state == "outdated":
+        print(f"detectron2 {VERSION} was installed by an older version of this script; replacing it")
 
     sdist = fetch_sdist(args.cache_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -221,6 +249,8 @@ def main():
             [sys.executable, "-m", "pip", "install", "--no-build-isolation", str(root)], check=True
         )
     importlib.invalidate_caches()
+    for name in [name for name in sys.modules if name.split(".")[0] == "detectron2"]:
+        del sys.modules[name]  # the check below must see the new install, not a replaced one
     if installed_state() != "ours":
         raise SystemExit("detectron2 was installed but does not import; see pip's output above")
     print(f"installed detectron2 {VERSION} without native ops")
