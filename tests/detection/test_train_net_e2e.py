@@ -3,7 +3,8 @@
 Each test runs the tool as users do (a subprocess with Detectron2's command line) on the
 quick-start's configs and data settings as they are, and reads the ``COCOEvaluator`` results the
 tool writes to ``OUTPUT_DIR/eval_results.json``. "Before" is the same command with
-``--eval-only`` and no weights: the same seed gives the same initial model.
+``--eval-only`` and no weights: the same seed gives the same initial model. Each trained
+detector is then exported with tools/export_detector.py and checked (export_checks.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 
 pytest.importorskip("detectron2")
 
+from export_checks import assert_exports_match  # noqa: E402
 from micronet_backbones.detection.quickstart import SHAPES  # noqa: E402
 from micronet_backbones.synthetic import make_shapes_dataset  # noqa: E402
 
@@ -57,6 +59,10 @@ def _run(command, timeout=900):
     return result
 
 
+def _val_images(shapes) -> Path:
+    return Path(shapes[shapes.index("shapes_val") + 2])
+
+
 def _bbox(output_dir: Path) -> dict:
     return json.loads((output_dir / "eval_results.json").read_text())["bbox"]
 
@@ -78,6 +84,10 @@ def test_faster_rcnn_micronet_m3_fpn_learns(shapes, tmp_path, record_property):
     print(f"\nFaster R-CNN MicroNet-M3-FPN bbox AP50 before {ap50_before:.1f}, after {after['AP50']:.1f} (AP {after['AP']:.1f})")
     assert after["AP50"] >= 50.0
     assert after["AP50"] >= ap50_before + 40.0
+    # The trained detector exported (TorchScript, ONNX) gives Detectron2's detections.
+    exported = assert_exports_match(FASTER_RCNN["config"], tmp_path / "train" / "model_final.pth",
+                                    _val_images(shapes), tmp_path / "export")
+    print(f"exported Faster R-CNN matches Detectron2's inference: {exported}")
 
 
 def test_retinanet_micronet_m3_fpn_learns_through_a_stop_and_resume(shapes, tmp_path, record_property):
@@ -119,3 +129,7 @@ def test_retinanet_micronet_m3_fpn_learns_through_a_stop_and_resume(shapes, tmp_
     print(f"\nRetinaNet MicroNet-M3-FPN bbox AP50 before {ap50_before:.1f}, after {after['AP50']:.1f} (AP {after['AP']:.1f})")
     assert after["AP50"] >= 50.0
     assert after["AP50"] >= ap50_before + 40.0
+    # The trained detector exported (TorchScript, ONNX) gives Detectron2's detections.
+    exported = assert_exports_match(RETINANET["config"], output_dir / "model_final.pth",
+                                    _val_images(shapes), tmp_path / "export")
+    print(f"exported RetinaNet matches Detectron2's inference: {exported}")
