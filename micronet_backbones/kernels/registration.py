@@ -22,6 +22,14 @@ def _fused_shift_max(
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
+def _depthwise_conv(x, weight, bias, stride, padding, correction):
+    """(N, C, H, W) -> (N, O, H', W'), H' = (H + 2 * padding - k) // stride + 1."""
+    n, _, h, w = x.shape
+    k = weight.shape[-1]
+    size = [(d + 2 * padding - k) // stride + 1 for d in (h, w)]
+    return x.new_empty((n, weight.shape[0], *size))
+
+
 def _shift_max(x, coefficients, groups, attention):
     """(N, C, H, W) -> (N, C, H, W)."""
     return torch.empty_like(x, memory_format=torch.contiguous_format)
@@ -42,6 +50,7 @@ def register_fake_kernels() -> None:
     if _registered:
         return
     torch.library.register_fake("micronet::fused_shift_max")(_fused_shift_max)
+    torch.library.register_fake("micronet::depthwise_conv")(_depthwise_conv)
     torch.library.register_fake("micronet::shift_max")(_shift_max)
     torch.library.register_fake("micronet::shift_max_backward")(_shift_max_backward)
     _registered = True

@@ -1,25 +1,21 @@
 // Row loops of the inference pass; see rows.h. Plain loops the compiler vectorises
-// (-O3, `omp simd` for the reductions), cloned per instruction set.
+// (-O3, `omp simd` for the reductions), compiled per instruction set (dispatch.h).
 #include "rows.h"
 
 #include <algorithm>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MICRONET_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-#else
-#define MICRONET_CLONES
-#endif
+#include "dispatch.h"
 
 namespace micronet {
 
-MICRONET_CLONES float row_sum(const float* row, int64_t n) {
+MICRONET_INLINE float row_sum_impl(const float* row, int64_t n) {
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t p = 0; p < n; ++p) sum += row[p];
   return sum;
 }
 
-MICRONET_CLONES float row_sum_axpy(const float* row, float weight, float* logits, int64_t n) {
+MICRONET_INLINE float row_sum_axpy_impl(const float* row, float weight, float* logits, int64_t n) {
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t p = 0; p < n; ++p) {
@@ -29,7 +25,7 @@ MICRONET_CLONES float row_sum_axpy(const float* row, float weight, float* logits
   return sum;
 }
 
-MICRONET_CLONES void axpy(float weight, const float* __restrict row, float* __restrict out,
+MICRONET_INLINE void axpy_impl(float weight, const float* __restrict row, float* __restrict out,
                           int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) out[i] += weight * row[i];
@@ -38,7 +34,7 @@ MICRONET_CLONES void axpy(float weight, const float* __restrict row, float* __re
 namespace {
 
 // J = 2, K = 2: the Shift-Max after the first layer and the depthwise conv of every block.
-MICRONET_CLONES void fuse_j2_k2(const float* __restrict x0, const float* __restrict x1,
+MICRONET_INLINE void fuse_j2_k2(const float* __restrict x0, const float* __restrict x1,
                                 float a00, float a01, float a10, float a11,
                                 const float* __restrict pi, float* __restrict out, int64_t n) {
   // a_jk: shift j, fusion k.
@@ -56,7 +52,7 @@ MICRONET_CLONES void fuse_j2_k2(const float* __restrict x0, const float* __restr
 }
 
 // J = 2, K = 1: the linear shift fusion after the squeezing pointwise convs.
-MICRONET_CLONES void fuse_j2_k1(const float* __restrict x0, const float* __restrict x1,
+MICRONET_INLINE void fuse_j2_k1(const float* __restrict x0, const float* __restrict x1,
                                 float a0, float a1, const float* __restrict pi,
                                 float* __restrict out, int64_t n) {
   if (pi == nullptr) {
@@ -69,7 +65,7 @@ MICRONET_CLONES void fuse_j2_k1(const float* __restrict x0, const float* __restr
 }
 
 // Any J, K: fusion by fusion, keeping the running max in `out`.
-void fuse_generic(const float* const* rows, const float* a, int64_t num_shifts,
+MICRONET_INLINE void fuse_generic(const float* const* rows, const float* a, int64_t num_shifts,
                   int64_t num_fusions, const float* pi, float* out, int64_t n) {
   for (int64_t k = 0; k < num_fusions; ++k) {
     for (int64_t p = 0; p < n; ++p) {
@@ -85,8 +81,8 @@ void fuse_generic(const float* const* rows, const float* a, int64_t num_shifts,
 
 }  // namespace
 
-void fuse_rows(const float* const* rows, const float* a, int64_t num_shifts, int64_t num_fusions,
-               const float* pi, float* out, int64_t n) {
+MICRONET_INLINE void fuse_rows_impl(const float* const* rows, const float* a, int64_t num_shifts,
+                                    int64_t num_fusions, const float* pi, float* out, int64_t n) {
   if (num_shifts == 2 && num_fusions == 2) {
     fuse_j2_k2(rows[0], rows[1], a[0], a[1], a[2], a[3], pi, out, n);
   } else if (num_shifts == 2 && num_fusions == 1) {
@@ -95,5 +91,15 @@ void fuse_rows(const float* const* rows, const float* a, int64_t num_shifts, int
     fuse_generic(rows, a, num_shifts, num_fusions, pi, out, n);
   }
 }
+
+MICRONET_DISPATCH(float, row_sum, (const float* row, int64_t n), (row, n))
+MICRONET_DISPATCH(float, row_sum_axpy, (const float* row, float weight, float* logits, int64_t n),
+                  (row, weight, logits, n))
+MICRONET_DISPATCH(void, axpy, (float weight, const float* row, float* out, int64_t n),
+                  (weight, row, out, n))
+MICRONET_DISPATCH(void, fuse_rows,
+                  (const float* const* rows, const float* a, int64_t num_shifts,
+                   int64_t num_fusions, const float* pi, float* out, int64_t n),
+                  (rows, a, num_shifts, num_fusions, pi, out, n))
 
 }  // namespace micronet
