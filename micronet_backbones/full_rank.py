@@ -59,8 +59,13 @@ class FullRankDepthwise(nn.Module):
         self.in_channels = channels
         self.out_channels = channels * e1 * e2
         self.conv = nn.Conv2d(
-            channels, self.out_channels, kernel_size, stride, kernel_size // 2,
-            groups=channels, bias=False,
+            channels,
+            self.out_channels,
+            kernel_size,
+            stride,
+            kernel_size // 2,
+            groups=channels,
+            bias=False,
         )
         self.bn = nn.BatchNorm2d(self.out_channels)
 

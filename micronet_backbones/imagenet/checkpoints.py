@@ -29,11 +29,26 @@ import torch
 
 from ..checkpoint import CheckpointError, load_file
 
-__all__ = ["CHECKPOINT_FORMAT", "plain", "save_checkpoint", "load_training_checkpoint", "checkpoint_classes"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "plain",
+    "save_checkpoint",
+    "load_training_checkpoint",
+    "checkpoint_classes",
+]
 
 CHECKPOINT_FORMAT = "micronet_backbones.imagenet"
 
-_REQUIRED = ("arch", "state_dict", "classes", "epoch", "optimizer", "scaler", "scheduler", "best_top1")
+_REQUIRED = (
+    "arch",
+    "state_dict",
+    "classes",
+    "epoch",
+    "optimizer",
+    "scaler",
+    "scheduler",
+    "best_top1",
+)
 
 
 def plain(value):
@@ -46,7 +61,9 @@ def plain(value):
         return [plain(item) for item in value]
     if isinstance(value, Mapping):
         return {str(key): plain(item) for key, item in value.items()}
-    raise TypeError(f"cannot store a {type(value).__name__} in a weights_only checkpoint: {value!r}")
+    raise TypeError(
+        f"cannot store a {type(value).__name__} in a weights_only checkpoint: {value!r}"
+    )
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping) -> None:

@@ -65,7 +65,9 @@ def train_loader(
     )
 
 
-def val_loader(dataset: ImageFolder, batch_size: int, context: DistributedContext, *, workers: int) -> DataLoader:
+def val_loader(
+    dataset: ImageFolder, batch_size: int, context: DistributedContext, *, workers: int
+) -> DataLoader:
     """Every image exactly once over all processes (:class:`ShardSampler`), in order."""
     return DataLoader(
         dataset,

@@ -14,7 +14,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-__all__ = ["DistributedContext", "setup_distributed", "shutdown_distributed", "all_reduce_sum", "ShardSampler"]
+__all__ = [
+    "DistributedContext",
+    "setup_distributed",
+    "shutdown_distributed",
+    "all_reduce_sum",
+    "ShardSampler",
+]
 
 
 @dataclass(frozen=True)

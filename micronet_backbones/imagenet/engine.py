@@ -22,7 +22,9 @@ from .schedule import WarmupCosine
 __all__ = ["Member", "topk_correct", "train_step", "train_one_epoch", "evaluate"]
 
 
-def topk_correct(logits: torch.Tensor, target: torch.Tensor, topk: tuple[int, ...] = (1, 5)) -> list[torch.Tensor]:
+def topk_correct(
+    logits: torch.Tensor, target: torch.Tensor, topk: tuple[int, ...] = (1, 5)
+) -> list[torch.Tensor]:
     """How many samples have their target among the ``k`` highest logits, for each ``k``.
 
     ``k`` is capped at the number of classes (top-5 of a 4-class problem is top-4 = 100 %).
@@ -61,7 +63,9 @@ class Member:
     optimizer: torch.optim.Optimizer
 
 
-def _mixed_loss(criterion: nn.Module, logits: torch.Tensor, target_a, target_b, lam: float) -> torch.Tensor:
+def _mixed_loss(
+    criterion: nn.Module, logits: torch.Tensor, target_a, target_b, lam: float
+) -> torch.Tensor:
     """``criterion`` against the mixup targets: ``lam * loss(a) + (1 - lam) * loss(b)``."""
     loss = criterion(logits, target_a)
     if lam < 1.0:
@@ -124,14 +128,21 @@ def train_step(
 
     with torch.no_grad():
         batch = torch.tensor(float(images.shape[0]), device=device)
-        return torch.stack([
-            torch.cat([
-                torch.stack([loss.detach().float(), ce.detach().float(), kl.detach().float()]) * batch,
-                _mixed_topk(z.detach().float(), target_a, target_b, lam),
-                batch.view(1),
-            ])
-            for loss, ce, kl, z in zip(losses, ces, kls, logits)
-        ]).double()
+        return torch.stack(
+            [
+                torch.cat(
+                    [
+                        torch.stack(
+                            [loss.detach().float(), ce.detach().float(), kl.detach().float()]
+                        )
+                        * batch,
+                        _mixed_topk(z.detach().float(), target_a, target_b, lam),
+                        batch.view(1),
+                    ]
+                )
+                for loss, ce, kl, z in zip(losses, ces, kls, logits)
+            ]
+        ).double()
 
 
 def train_one_epoch(
@@ -166,14 +177,22 @@ def train_one_epoch(
     totals = torch.zeros(len(members), 6, dtype=torch.float64, device=device)
     lr = schedule.lr(first_iteration)
     steps = 0
-    progress = Progress(loader, len(loader), description, context.is_main, progress_bar, print_every)
+    progress = Progress(
+        loader, len(loader), description, context.is_main, progress_bar, print_every
+    )
     for step, (images, target) in enumerate(progress):
         for member in members:
             lr = schedule.apply(member.optimizer, first_iteration + step)
         images = images.to(device, non_blocking=True)
         target = target.to(device, non_blocking=True)
         totals += train_step(
-            members, images, target, criterion, scaler, amp=amp, mixup_alpha=mixup_alpha,
+            members,
+            images,
+            target,
+            criterion,
+            scaler,
+            amp=amp,
+            mixup_alpha=mixup_alpha,
             mutual=mutual,
         )
         steps += 1
@@ -188,7 +207,7 @@ def train_one_epoch(
             progress.show({**numbers, "lr": lr})
 
     summed = all_reduce_sum(totals.flatten().tolist(), context)
-    rows = [summed[i * 6:(i + 1) * 6] for i in range(len(members))]
+    rows = [summed[i * 6 : (i + 1) * 6] for i in range(len(members))]
     samples = rows[0][5]
     if samples == 0:
         raise RuntimeError(
@@ -200,8 +219,11 @@ def train_one_epoch(
         if not math.isfinite(loss):
             raise FloatingPointError(f"training loss is {loss / samples}: the run diverged")
         result[member.name] = {
-            "loss": loss / samples, "ce": ce / samples, "kl": kl / samples,
-            "top1": 100.0 * top1 / samples, "top5": 100.0 * top5 / samples,
+            "loss": loss / samples,
+            "ce": ce / samples,
+            "kl": kl / samples,
+            "top1": 100.0 * top1 / samples,
+            "top5": 100.0 * top5 / samples,
         }
     return result
 
@@ -228,7 +250,9 @@ def evaluate(
     model.eval()
     device = context.device
     totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, top1, top5, samples
-    progress = Progress(loader, len(loader), description, context.is_main, progress_bar, print_every)
+    progress = Progress(
+        loader, len(loader), description, context.is_main, progress_bar, print_every
+    )
     for images, target in progress:
         images = images.to(device, non_blocking=True)
         target = target.to(device, non_blocking=True)
@@ -238,8 +262,12 @@ def evaluate(
         top1, top5 = topk_correct(logits, target)
         loss_sum = F.cross_entropy(logits, target, reduction="sum")
         totals += torch.stack(
-            [loss_sum.double(), top1.double(), top5.double(),
-             torch.tensor(images.shape[0], dtype=torch.float64, device=device)]
+            [
+                loss_sum.double(),
+                top1.double(),
+                top5.double(),
+                torch.tensor(images.shape[0], dtype=torch.float64, device=device),
+            ]
         )
         if progress.wants_numbers():
             done = totals.tolist()

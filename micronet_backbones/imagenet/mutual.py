@@ -36,7 +36,9 @@ class MutualLearning:
             raise ValueError(f"mutual-learning temperature must be > 0, got {self.temperature}")
 
 
-def mutual_kl(logits: torch.Tensor, other_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def mutual_kl(
+    logits: torch.Tensor, other_logits: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """``T^2 * KL(softmax(other / T) || softmax(logits / T))``, mean over the batch, in float32.
 
     ``other_logits`` is detached: the gradient reaches only the network that gave ``logits``.

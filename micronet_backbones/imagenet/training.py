@@ -87,7 +87,9 @@ def load_data(args: argparse.Namespace, context: DistributedContext) -> Training
         fail(f"--batch-size {args.batch_size} does not divide by {context.world_size} processes")
     per_process = args.batch_size // context.world_size
     data = TrainingData(
-        train_set, val_set, per_process,
+        train_set,
+        val_set,
+        per_process,
         train_loader(train_set, per_process, context, workers=args.workers, seed=args.seed),
         val_loader(val_set, per_process, context, workers=args.workers),
     )
@@ -99,7 +101,9 @@ def load_data(args: argparse.Namespace, context: DistributedContext) -> Training
     return data
 
 
-def build_members(args: argparse.Namespace, context: DistributedContext, classes: list[str]) -> list[Member]:
+def build_members(
+    args: argparse.Namespace, context: DistributedContext, classes: list[str]
+) -> list[Member]:
     """The MicroNet (from ``--weights`` if given) and, with ``--mutual-learning``, its full-rank
     partner, each with its SGD optimizer, on the device; not yet wrapped for DDP."""
     torch.manual_seed(args.seed)  # same initialisation on every process (DDP also broadcasts it)
@@ -120,8 +124,12 @@ def build_members(args: argparse.Namespace, context: DistributedContext, classes
 
 
 def restore(
-    args: argparse.Namespace, context: DistributedContext, members: list[Member],
-    scaler: torch.amp.GradScaler, schedule: WarmupCosine, classes: list[str],
+    args: argparse.Namespace,
+    context: DistributedContext,
+    members: list[Member],
+    scaler: torch.amp.GradScaler,
+    schedule: WarmupCosine,
+    classes: list[str],
 ) -> tuple[int, float]:
     """Load ``--resume`` into every member and the scaler; returns (epochs done, best top-1)."""
     state = load_training_checkpoint(args.resume)
@@ -150,11 +158,17 @@ def restore(
         member.optimizer.load_state_dict(state[member.name]["optimizer"])
     if state["scaler"]:  # empty when the run was on CPU (no mixed precision)
         scaler.load_state_dict(state["scaler"])
-    log(context, f"resumed {args.resume}: {start_epoch} epochs done, continuing at epoch "
-                 f"{start_epoch + 1} of {args.epochs}")
+    log(
+        context,
+        f"resumed {args.resume}: {start_epoch} epochs done, continuing at epoch "
+        f"{start_epoch + 1} of {args.epochs}",
+    )
     if state["scheduler"] != schedule.state_dict():
-        log(context, f"note: the learning-rate schedule is now {schedule.state_dict()}; the "
-                     f"checkpoint's run had {state['scheduler']}")
+        log(
+            context,
+            f"note: the learning-rate schedule is now {schedule.state_dict()}; the "
+            f"checkpoint's run had {state['scheduler']}",
+        )
     return start_epoch, best_top1
 
 
@@ -168,8 +182,14 @@ def wrap_for_ddp(members: list[Member], context: DistributedContext) -> None:
 
 
 def training_state(
-    args: argparse.Namespace, members: list[Member], scaler: torch.amp.GradScaler,
-    schedule: WarmupCosine, classes: list[str], epoch: int, best_top1: float, metrics: dict,
+    args: argparse.Namespace,
+    members: list[Member],
+    scaler: torch.amp.GradScaler,
+    schedule: WarmupCosine,
+    classes: list[str],
+    epoch: int,
+    best_top1: float,
+    metrics: dict,
 ) -> dict:
     """The checkpoint of the run after ``epoch`` epochs (see :mod:`.checkpoints`)."""
     micronet = members[0]
@@ -187,12 +207,15 @@ def training_state(
     }
     for member in members[1:]:
         state[member.name] = {
-            "state_dict": member.model.state_dict(), "optimizer": member.optimizer.state_dict()
+            "state_dict": member.model.state_dict(),
+            "optimizer": member.optimizer.state_dict(),
         }
     return state
 
 
-def epoch_record(epoch: int, train: dict, val: dict[str, dict], best_top1: float, mutual: bool) -> dict:
+def epoch_record(
+    epoch: int, train: dict, val: dict[str, dict], best_top1: float, mutual: bool
+) -> dict:
     """One line of ``log.jsonl``: the MicroNet's figures unprefixed, the partner's prefixed
     ``partner_``; with mutual learning each network's CE and KL term besides its loss."""
     record = {"epoch": epoch, "lr": train["lr"]}
@@ -212,13 +235,17 @@ def epoch_record(epoch: int, train: dict, val: dict[str, dict], best_top1: float
 
 def _summary(record: dict, args: argparse.Namespace) -> str:
     """The epoch's line on the console."""
-    text = (f"epoch {record['epoch']}/{args.epochs}: lr {record['lr']:.5g} "
-            f"train loss {record['train_loss']:.4f} top-1 {record['train_top1']:.2f} | "
-            f"val loss {record['val_loss']:.4f} top-1 {record['val_top1']:.2f} "
-            f"top-5 {record['val_top5']:.2f}")
+    text = (
+        f"epoch {record['epoch']}/{args.epochs}: lr {record['lr']:.5g} "
+        f"train loss {record['train_loss']:.4f} top-1 {record['train_top1']:.2f} | "
+        f"val loss {record['val_loss']:.4f} top-1 {record['val_top1']:.2f} "
+        f"top-5 {record['val_top5']:.2f}"
+    )
     if args.mutual_learning:
-        text += (f" | KL {record['train_kl']:.4f}; partner: train CE {record['partner_train_ce']:.4f} "
-                 f"KL {record['partner_train_kl']:.4f}, val top-1 {record['partner_val_top1']:.2f}")
+        text += (
+            f" | KL {record['train_kl']:.4f}; partner: train CE {record['partner_train_ce']:.4f} "
+            f"KL {record['partner_train_kl']:.4f}, val top-1 {record['partner_val_top1']:.2f}"
+        )
     return f"{text} | {record['seconds']:.0f}s"
 
 
@@ -236,7 +263,11 @@ def run_training(args: argparse.Namespace, context: DistributedContext) -> dict:
     iters = data.iters_per_epoch
     schedule = WarmupCosine(args.lr, args.epochs * iters, args.warmup_epochs * iters)
     criterion = SmoothedCrossEntropy(args.label_smoothing)
-    mutual = MutualLearning(args.mutual_weight, args.mutual_temperature) if args.mutual_learning else None
+    mutual = (
+        MutualLearning(args.mutual_weight, args.mutual_temperature)
+        if args.mutual_learning
+        else None
+    )
 
     start_epoch, best_top1 = 0, float("-inf")
     if args.resume is not None:
@@ -245,22 +276,33 @@ def run_training(args: argparse.Namespace, context: DistributedContext) -> dict:
     if context.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    partner = (f"; mutual learning with the full-rank partner (weight {args.mutual_weight:g}, "
-               f"temperature {args.mutual_temperature:g})" if mutual else "")
-    log(context,
+    partner = (
+        f"; mutual learning with the full-rank partner (weight {args.mutual_weight:g}, "
+        f"temperature {args.mutual_temperature:g})"
+        if mutual
+        else ""
+    )
+    log(
+        context,
         f"{args.arch}: {len(data.train_set)} train / {len(data.val_set)} val images, "
         f"{len(data.classes)} classes; {context.world_size} process(es) on {context.device.type} "
         f"({context.backend or 'no process group'}), mixed precision {'on' if use_amp else 'off'}; "
         f"batch {args.batch_size} ({data.per_process} per process), {iters} iterations per epoch; "
         f"SGD lr {args.lr:g} momentum {args.momentum:g} weight decay {args.weight_decay:g}, "
         f"warm-up {args.warmup_epochs} epochs then cosine over {args.epochs} epochs; "
-        f"label smoothing {args.label_smoothing:g}, mixup {args.mixup:g}{partner}")
+        f"label smoothing {args.label_smoothing:g}, mixup {args.mixup:g}{partner}",
+    )
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
     if args.resume is None and context.is_main:
-        (args.output_dir / "log.jsonl").unlink(missing_ok=True)  # a run that never finished an epoch
-    stop = args.epochs if args.stop_after_epochs is None else min(
-        args.epochs, start_epoch + args.stop_after_epochs)
+        (args.output_dir / "log.jsonl").unlink(
+            missing_ok=True
+        )  # a run that never finished an epoch
+    stop = (
+        args.epochs
+        if args.stop_after_epochs is None
+        else min(args.epochs, start_epoch + args.stop_after_epochs)
+    )
     record = {}
     for epoch in range(start_epoch, stop):
         started = time.time()
@@ -269,16 +311,29 @@ def run_training(args: argparse.Namespace, context: DistributedContext) -> dict:
         ramp = min(1.0, epoch / args.mixup_ramp_epochs) if args.mixup_ramp_epochs else 1.0
         description = f"epoch {epoch + 1}/{args.epochs}"
         train = train_one_epoch(
-            members, data.train_batches, criterion, schedule, scaler, context,
-            first_iteration=epoch * iters, amp=use_amp, mixup_alpha=args.mixup * ramp,
-            mutual=mutual, description=description, progress_bar=args.progress,
+            members,
+            data.train_batches,
+            criterion,
+            schedule,
+            scaler,
+            context,
+            first_iteration=epoch * iters,
+            amp=use_amp,
+            mixup_alpha=args.mixup * ramp,
+            mutual=mutual,
+            description=description,
+            progress_bar=args.progress,
             print_every=args.print_freq,
         )
         val = {
             member.name: evaluate(
-                member.model, data.val_batches, context, amp=use_amp,
+                member.model,
+                data.val_batches,
+                context,
+                amp=use_amp,
                 description=f"{description} val {member.name}".rstrip(),
-                progress_bar=args.progress, print_every=args.print_freq,
+                progress_bar=args.progress,
+                print_every=args.print_freq,
             )
             for member in members
         }
@@ -287,13 +342,20 @@ def run_training(args: argparse.Namespace, context: DistributedContext) -> dict:
         record["seconds"] = time.time() - started
         log(context, _summary(record, args))
         if context.is_main:
-            save_checkpoint(args.output_dir / "last.pth", training_state(
-                args, members, scaler, schedule, data.classes, epoch + 1, best_top1, record))
+            save_checkpoint(
+                args.output_dir / "last.pth",
+                training_state(
+                    args, members, scaler, schedule, data.classes, epoch + 1, best_top1, record
+                ),
+            )
             if val[""]["top1"] >= best_top1:
                 shutil.copyfile(args.output_dir / "last.pth", args.output_dir / "best.pth")
             with open(args.output_dir / "log.jsonl", "a") as log_file:
                 log_file.write(json.dumps(record) + "\n")
     if stop < args.epochs:
-        log(context, f"stopped after epoch {stop} of {args.epochs} (--stop-after-epochs); "
-                     f"continue with --resume {args.output_dir / 'last.pth'}")
+        log(
+            context,
+            f"stopped after epoch {stop} of {args.epochs} (--stop-after-epochs); "
+            f"continue with --resume {args.output_dir / 'last.pth'}",
+        )
     return record

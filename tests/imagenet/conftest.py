@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from imagenet_folder import COLOURS, make_image_folder
 
 

@@ -30,8 +30,12 @@ COLOURS = {
 
 
 def make_image_folder(
-    root: Path, classes: dict[str, tuple[int, int, int]], train_per_class: int, val_per_class: int,
-    size: int = 40, seed: int = 0,
+    root: Path,
+    classes: dict[str, tuple[int, int, int]],
+    train_per_class: int,
+    val_per_class: int,
+    size: int = 40,
+    seed: int = 0,
 ) -> Path:
     """Write ``root/{train,val}/<class>/<i>.png`` (size x size): one flat colour per image, the
     class colour shifted by up to +-30 per channel. Flat images look the same after a
@@ -67,7 +71,9 @@ def assert_detectron2_backbone_loads(checkpoint_path: Path, arch: str) -> None:
     detection = pytest.importorskip(
         "micronet_backbones.detection.backbone", reason="the Detectron2 adapter is not importable"
     )
-    backbone = detection.MicroNetBackbone(arch, freeze_at=0, norm="BN", weights=str(checkpoint_path))
+    backbone = detection.MicroNetBackbone(
+        arch, freeze_at=0, norm="BN", weights=str(checkpoint_path)
+    )
     _assert_same_weights(backbone.micronet.state_dict(), checkpoint_path)
 
 
@@ -75,9 +81,13 @@ def assert_openmmlab_backbone_loads(checkpoint_path: Path, arch: str) -> None:
     """The OpenMMLab backbone (as MMPose registers it) with ``init_cfg`` Pretrained
     ``checkpoint_path`` holds the checkpoint's MicroNet (skips when MMPose is missing)."""
     pytest.importorskip("mmpose", reason="mmpose is not installed")
-    pose = pytest.importorskip("micronet_backbones.pose", reason="the MMPose adapter is not importable")
+    pose = pytest.importorskip(
+        "micronet_backbones.pose", reason="the MMPose adapter is not importable"
+    )
     backbone = pose.MicroNetBackbone(
-        arch=arch, out_strides=(4, 8, 16, 32), output_stride=32,
+        arch=arch,
+        out_strides=(4, 8, 16, 32),
+        output_stride=32,
         init_cfg=dict(type="Pretrained", checkpoint=str(checkpoint_path)),
     )
     backbone.init_weights()
@@ -94,11 +104,22 @@ def free_port() -> int:
 def torchrun(args: list[str]) -> str:
     """Run the tool in 2 processes with torchrun; return its output (fail with it on error)."""
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(TOOL), *args,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        str(TOOL),
+        *args,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=400)
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=400
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{output[-6000:]}"
     return output

@@ -28,16 +28,38 @@ def thousand_class_val(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_eval_only_reads_the_authors_checkpoint(authors_checkpoint, thousand_class_val, tmp_path, tool):
+def test_eval_only_reads_the_authors_checkpoint(
+    authors_checkpoint, thousand_class_val, tmp_path, tool
+):
     weights = authors_checkpoint("m0")
-    metrics = tool.main([
-        "--arch", "micronet_m0", "--data", str(thousand_class_val), "--eval-only",
-        "--weights", str(weights), "--input-size", "32", "--val-resize", "36",
-        "--batch-size", "250", "--workers", "0", "--device", "cpu", "--no-progress",
-        "--output-dir", str(tmp_path),
-    ])
+    metrics = tool.main(
+        [
+            "--arch",
+            "micronet_m0",
+            "--data",
+            str(thousand_class_val),
+            "--eval-only",
+            "--weights",
+            str(weights),
+            "--input-size",
+            "32",
+            "--val-resize",
+            "36",
+            "--batch-size",
+            "250",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
     assert metrics["samples"] == 1000
-    assert json.loads((tmp_path / "eval.json").read_text())["top5"] == pytest.approx(metrics["top5"])
+    assert json.loads((tmp_path / "eval.json").read_text())["top5"] == pytest.approx(
+        metrics["top5"]
+    )
 
     # The same figures computed directly from create_model(pretrained=<authors' file>).
     model = create_model("micronet_m0", pretrained=weights).eval()
@@ -53,28 +75,70 @@ def test_eval_only_reads_the_authors_checkpoint(authors_checkpoint, thousand_cla
     )
 
 
-def test_eval_only_refuses_a_checkpoint_of_other_classes(colour_folder, tmp_path, tool, authors_checkpoint):
+def test_eval_only_refuses_a_checkpoint_of_other_classes(
+    colour_folder, tmp_path, tool, authors_checkpoint
+):
     # The authors' 1000-class head does not fit the 4-class folder: nothing is loaded.
-    with pytest.raises(CheckpointError, match=r"shape mismatches: head.fc2.weight \(checkpoint \(1000, 640\), model \(4, 640\)\)"):
-        tool.main([
-            "--arch", "micronet_m0", "--data", str(colour_folder), "--eval-only",
-            "--weights", str(authors_checkpoint("m0")), "--input-size", "48",
-            "--val-resize", "56", "--workers", "0", "--device", "cpu", "--no-progress",
-            "--output-dir", str(tmp_path),
-        ])
+    with pytest.raises(
+        CheckpointError,
+        match=r"shape mismatches: head.fc2.weight \(checkpoint \(1000, 640\), model \(4, 640\)\)",
+    ):
+        tool.main(
+            [
+                "--arch",
+                "micronet_m0",
+                "--data",
+                str(colour_folder),
+                "--eval-only",
+                "--weights",
+                str(authors_checkpoint("m0")),
+                "--input-size",
+                "48",
+                "--val-resize",
+                "56",
+                "--workers",
+                "0",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
 
 
 def test_eval_only_refuses_our_checkpoint_of_other_class_names(colour_folder, tmp_path, tool):
     model = create_model("micronet_m0", num_classes=4)
     path = tmp_path / "other.pth"
-    save_checkpoint(path, {
-        "arch": "micronet_m0", "state_dict": model.state_dict(), "classes": ["w", "x", "y", "z"],
-        "epoch": 1, "optimizer": torch.optim.SGD(model.parameters(), lr=0.1).state_dict(),
-        "scaler": {}, "scheduler": WarmupCosine(0.1, 10).state_dict(), "best_top1": 0.0,
-    })
+    save_checkpoint(
+        path,
+        {
+            "arch": "micronet_m0",
+            "state_dict": model.state_dict(),
+            "classes": ["w", "x", "y", "z"],
+            "epoch": 1,
+            "optimizer": torch.optim.SGD(model.parameters(), lr=0.1).state_dict(),
+            "scaler": {},
+            "scheduler": WarmupCosine(0.1, 10).state_dict(),
+            "best_top1": 0.0,
+        },
+    )
     with pytest.raises(SystemExit, match="was trained on 4 classes"):
-        tool.main([
-            "--arch", "micronet_m0", "--data", str(colour_folder), "--eval-only",
-            "--weights", str(path), "--workers", "0", "--device", "cpu", "--no-progress",
-            "--output-dir", str(tmp_path),
-        ])
+        tool.main(
+            [
+                "--arch",
+                "micronet_m0",
+                "--data",
+                str(colour_folder),
+                "--eval-only",
+                "--weights",
+                str(path),
+                "--workers",
+                "0",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )

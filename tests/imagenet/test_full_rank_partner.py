@@ -30,9 +30,19 @@ def _layout(module: nn.Module) -> tuple:
 
 def _shift_maxes(model: nn.Module) -> list[tuple]:
     return [
-        (name, m.channels, m.groups, m.num_shifts, m.num_fusions, m.coefficient_range,
-         m.coefficient_init.flatten().tolist(), tuple(m.fc1.weight.shape), tuple(m.fc2.weight.shape))
-        for name, m in model.named_modules() if isinstance(m, DynamicShiftMax)
+        (
+            name,
+            m.channels,
+            m.groups,
+            m.num_shifts,
+            m.num_fusions,
+            m.coefficient_range,
+            m.coefficient_init.flatten().tolist(),
+            tuple(m.fc1.weight.shape),
+            tuple(m.fc2.weight.shape),
+        )
+        for name, m in model.named_modules()
+        if isinstance(m, DynamicShiftMax)
     ]
 
 
@@ -60,7 +70,11 @@ def test_partner_differs_only_in_the_named_convolutions(name):
     for row, ours, theirs in zip(spec.blocks, _blocks(micronet), _blocks(partner)):
         assert type(theirs) is type(ours)
         assert (theirs.in_channels, theirs.out_channels, theirs.stride, theirs.use_residual) == (
-            ours.in_channels, ours.out_channels, ours.stride, ours.use_residual)
+            ours.in_channels,
+            ours.out_channels,
+            ours.stride,
+            ours.use_residual,
+        )
         assert [n for n, _ in theirs.named_children()] == [n for n, _ in ours.named_children()]
         for layer, mine in ours.named_children():
             full = getattr(theirs, layer)
@@ -69,18 +83,28 @@ def test_partner_differs_only_in_the_named_convolutions(name):
                 groups = row.expand_groups[0] if layer == "expand" else row.project_groups[0]
                 assert mine.conv.groups == groups > 1
                 assert full.conv.groups == 1
-                assert full.conv.weight.shape == (mine.conv.out_channels, mine.conv.in_channels, 1, 1)
+                assert full.conv.weight.shape == (
+                    mine.conv.out_channels,
+                    mine.conv.in_channels,
+                    1,
+                    1,
+                )
                 assert _layout(full.bn) == _layout(mine.bn)
             elif layer == "depthwise":  # k x 1 then 1 x k (2 BN) -> k x k depthwise (1 BN)
                 k, s = row.kernel_size, ours.stride
-                assert isinstance(mine, MicroFactorizedDepthwise) and isinstance(full, FullRankDepthwise)
+                assert isinstance(mine, MicroFactorizedDepthwise) and isinstance(
+                    full, FullRankDepthwise
+                )
                 assert mine.conv_kx1.kernel_size == (k, 1) and mine.conv_1xk.kernel_size == (1, k)
                 assert (mine.conv_kx1.stride, mine.conv_1xk.stride) == ((s, 1), (1, s))
                 assert full.conv.kernel_size == (k, k) and full.conv.stride == (s, s)
                 assert full.conv.padding == (k // 2, k // 2)
                 groups = row.in_channels if row.kind == "A" else row.hidden_channels
                 assert full.conv.groups == mine.conv_kx1.groups == groups
-                assert (full.in_channels, full.out_channels) == (mine.in_channels, mine.out_channels)
+                assert (full.in_channels, full.out_channels) == (
+                    mine.in_channels,
+                    mine.out_channels,
+                )
                 assert full.bn.num_features == mine.bn_1xk.num_features
             else:  # activations, Shift-Maxes and channel shuffles: identical
                 assert _layout(full) == _layout(mine), f"{name} {layer}"
@@ -95,7 +119,9 @@ def test_partner_differs_only_in_the_named_convolutions(name):
     with torch.no_grad():
         assert [f.shape for f in backbone(x)] == [f.shape for f in reference(x)]
         assert partner.eval()(x).shape == (2, 10)
-    assert sum(p.numel() for p in partner.parameters()) > sum(p.numel() for p in micronet.parameters())
+    assert sum(p.numel() for p in partner.parameters()) > sum(
+        p.numel() for p in micronet.parameters()
+    )
 
 
 @pytest.mark.parametrize("kind_index", [0, 3])  # M0's first A row (expanding), first C row
@@ -112,7 +138,9 @@ def test_full_rank_depthwise_contains_the_factorized_one(kind_index):
     with torch.no_grad():
         kx1 = factorized.conv_kx1.weight[:, 0, :, 0]  # (C * e1, k)
         one_by_k = factorized.conv_1xk.weight[:, 0, 0, :]  # (C * e1 * e2, k)
-        full.conv.weight.copy_(torch.einsum("oi,oj->oij", kx1.repeat_interleave(e2, 0), one_by_k)[:, None])
+        full.conv.weight.copy_(
+            torch.einsum("oi,oj->oij", kx1.repeat_interleave(e2, 0), one_by_k)[:, None]
+        )
         x = torch.randn(2, channels, 13, 11)
         assert torch.allclose(full.conv(x), factorized(x), atol=1e-5)
     assert full.conv.weight.shape == (channels * e1 * e2, 1, row.kernel_size, row.kernel_size)

@@ -9,9 +9,6 @@ import math
 
 import pytest
 import torch
-
-from micronet_backbones import create_model
-
 from imagenet_folder import (
     COLOURS,
     assert_detectron2_backbone_loads,
@@ -22,18 +19,55 @@ from imagenet_folder import (
     torchrun,
 )
 
+from micronet_backbones import create_model
+
 ITERATIONS = 6  # 4 classes x 12 images / batch 8
-NETWORK_FIGURES = ("train_loss", "train_ce", "train_kl", "train_top1", "val_loss", "val_top1", "val_top5")
+NETWORK_FIGURES = (
+    "train_loss",
+    "train_ce",
+    "train_kl",
+    "train_top1",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+)
 
 
 def _common(data, run_dir, mutual: bool = True) -> list[str]:
     mutual_options = ["--mutual-learning", "--mutual-temperature", "2"] if mutual else []
     return [
-        "--arch", "micronet_m0", "--data", str(data), "--output-dir", str(run_dir),
-        "--input-size", "32", "--val-resize", "36", "--batch-size", "8", "--lr", "0.1",
-        "--epochs", "2", "--warmup-epochs", "1", "--mixup", "0.2", "--mixup-ramp-epochs", "1",
-        "--label-smoothing", "0.1", *mutual_options,
-        "--workers", "0", "--device", "cpu", "--no-progress", "--print-freq", "1000",
+        "--arch",
+        "micronet_m0",
+        "--data",
+        str(data),
+        "--output-dir",
+        str(run_dir),
+        "--input-size",
+        "32",
+        "--val-resize",
+        "36",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.1",
+        "--epochs",
+        "2",
+        "--warmup-epochs",
+        "1",
+        "--mixup",
+        "0.2",
+        "--mixup-ramp-epochs",
+        "1",
+        "--label-smoothing",
+        "0.1",
+        *mutual_options,
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--print-freq",
+        "1000",
     ]
 
 
@@ -54,7 +88,10 @@ def test_both_networks_train_under_ddp_and_log_their_terms(runs):
     _, straight, _, outputs = runs
     assert "2 process(es) on cpu (gloo)" in outputs["straight"]
     assert f"batch 8 (4 per process), {ITERATIONS} iterations per epoch" in outputs["straight"]
-    assert "mutual learning with the full-rank partner (weight 1, temperature 2)" in outputs["straight"]
+    assert (
+        "mutual learning with the full-rank partner (weight 1, temperature 2)"
+        in outputs["straight"]
+    )
     assert epoch_lines(outputs["straight"]) == ["1/2", "2/2"]
     log = read_log(straight)
     for row in log:
@@ -63,7 +100,8 @@ def test_both_networks_train_under_ddp_and_log_their_terms(runs):
             assert row[prefix + "train_kl"] > 0
             # loss = CE + weight (1) x KL, averaged over the same samples
             assert row[prefix + "train_loss"] == pytest.approx(
-                row[prefix + "train_ce"] + row[prefix + "train_kl"], rel=1e-5)
+                row[prefix + "train_ce"] + row[prefix + "train_kl"], rel=1e-5
+            )
 
 
 @pytest.mark.slow
@@ -88,7 +126,9 @@ def test_stopped_and_resumed_equals_uninterrupted(runs):
     assert a["epoch"] == b["epoch"] == 2
     for state_a, state_b in ((a, b), (a["partner"], b["partner"])):
         for key, value in state_a["state_dict"].items():
-            assert torch.allclose(value.double(), state_b["state_dict"][key].double(), atol=1e-5), key
+            assert torch.allclose(value.double(), state_b["state_dict"][key].double(), atol=1e-5), (
+                key
+            )
         momentum_a = [s["momentum_buffer"] for s in state_a["optimizer"]["state"].values()]
         momentum_b = [s["momentum_buffer"] for s in state_b["optimizer"]["state"].values()]
         assert len(momentum_a) == len(momentum_b) > 0
@@ -105,16 +145,37 @@ def test_the_checkpoint_holds_the_micronet(runs, tool, tmp_path):
 
     model = create_model("micronet_m0", num_classes=len(COLOURS), pretrained=checkpoint)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in state["state_dict"].items())
-    metrics = tool.main([
-        "--arch", "micronet_m0", "--data", str(data), "--output-dir", str(tmp_path / "eval"),
-        "--input-size", "32", "--val-resize", "36", "--batch-size", "8", "--workers", "0",
-        "--device", "cpu", "--no-progress", "--eval-only", "--weights", str(checkpoint),
-    ])
+    metrics = tool.main(
+        [
+            "--arch",
+            "micronet_m0",
+            "--data",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "eval"),
+            "--input-size",
+            "32",
+            "--val-resize",
+            "36",
+            "--batch-size",
+            "8",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--eval-only",
+            "--weights",
+            str(checkpoint),
+        ]
+    )
     assert metrics["top1"] == pytest.approx(read_log(split)[-1]["val_top1"])
 
     # Continuing a mutual run needs --mutual-learning again.
     with pytest.raises(SystemExit, match="pass it again"):
-        tool.main([*_common(data, split, mutual=False), "--epochs", "3", "--resume", str(checkpoint)])
+        tool.main(
+            [*_common(data, split, mutual=False), "--epochs", "3", "--resume", str(checkpoint)]
+        )
 
 
 @pytest.mark.slow

@@ -46,8 +46,10 @@ def _pair(dropout: float | None = None, seed: int = 0) -> tuple[MicroNet, MicroN
 
 def _batches(count: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:
     generator = torch.Generator().manual_seed(1)
-    return [(torch.randn(8, 3, 32, 32, generator=generator), torch.arange(8) % NUM_CLASSES)
-            for _ in range(count)]
+    return [
+        (torch.randn(8, 3, 32, 32, generator=generator), torch.arange(8) % NUM_CLASSES)
+        for _ in range(count)
+    ]
 
 
 def _members(*models) -> list[Member]:
@@ -62,7 +64,9 @@ def _train(members, batches, mutual=None) -> torch.Tensor:
     criterion = SmoothedCrossEntropy(0.1)
     for member in members:
         member.model.train()
-    return sum(train_step(members, x, y, criterion, scaler, amp=False, mutual=mutual) for x, y in batches)
+    return sum(
+        train_step(members, x, y, criterion, scaler, amp=False, mutual=mutual) for x, y in batches
+    )
 
 
 def test_each_network_gets_gradient_from_the_others_prediction_only():
@@ -70,12 +74,19 @@ def test_each_network_gets_gradient_from_the_others_prediction_only():
     x = _batches(1)[0][0]
     logits = {"micronet": micronet(x), "partner": partner(x)}
     for learner, teacher in (("micronet", "partner"), ("partner", "micronet")):
-        learner_net, teacher_net = (micronet, partner) if learner == "micronet" else (partner, micronet)
+        learner_net, teacher_net = (
+            (micronet, partner) if learner == "micronet" else (partner, micronet)
+        )
         kl = mutual_kl(logits[learner], logits[teacher])
-        grads = torch.autograd.grad(kl, list(learner_net.parameters()), retain_graph=True, allow_unused=True)
-        assert any(g is not None and g.abs().sum() > 0 for g in grads), f"no KL gradient into the {learner}"
+        grads = torch.autograd.grad(
+            kl, list(learner_net.parameters()), retain_graph=True, allow_unused=True
+        )
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), (
+            f"no KL gradient into the {learner}"
+        )
         into_teacher = torch.autograd.grad(
-            kl, list(teacher_net.parameters()), retain_graph=True, allow_unused=True)
+            kl, list(teacher_net.parameters()), retain_graph=True, allow_unused=True
+        )
         assert all(g is None for g in into_teacher), f"the KL of the {learner} pushes the {teacher}"
 
 

@@ -71,12 +71,20 @@ def test_per_arch_defaults_are_filled_in(tool, tmp_path):
     assert (m0.input_size, m0.val_resize, m0.momentum) == (224, 256, 0.9)
     m3 = parse("--arch", "micronet_m3", "--batch-size", "1024")
     assert (m3.weight_decay, m3.warmup_epochs, m3.lr) == (4e-5, 5, pytest.approx(0.4))
-    override = parse("--arch", "micronet_m3", "--weight-decay", "0", "--warmup-epochs", "0", "--lr", "1")
+    override = parse(
+        "--arch", "micronet_m3", "--weight-decay", "0", "--warmup-epochs", "0", "--lr", "1"
+    )
     assert (override.weight_decay, override.warmup_epochs, override.lr) == (0.0, 0, 1.0)
     # Mutual learning: Deep Mutual Learning's weight 1 and temperature 1 unless given.
     mutual = parse("--arch", "micronet_m0", "--mutual-learning")
-    assert (mutual.mutual_learning, mutual.mutual_weight, mutual.mutual_temperature) == (True, 1.0, 1.0)
-    tuned = parse("--arch", "m0", "--mutual-learning", "--mutual-weight", "0.5", "--mutual-temperature", "3")
+    assert (mutual.mutual_learning, mutual.mutual_weight, mutual.mutual_temperature) == (
+        True,
+        1.0,
+        1.0,
+    )
+    tuned = parse(
+        "--arch", "m0", "--mutual-learning", "--mutual-weight", "0.5", "--mutual-temperature", "3"
+    )
     assert (tuned.mutual_weight, tuned.mutual_temperature) == (0.5, 3.0)
     assert parse("--arch", "micronet_m0").mutual_learning is False
 
@@ -88,17 +96,28 @@ def test_per_arch_defaults_are_filled_in(tool, tmp_path):
         (["--val-resize", "100", "--input-size", "128"], "--val-resize (100) is smaller"),
         (["--batch-size", "0"], "--batch-size must be positive"),
         (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
-        (["--epochs", "3", "--warmup-epochs", "3"], "--warmup-epochs (3) must be below --epochs (3)"),
+        (
+            ["--epochs", "3", "--warmup-epochs", "3"],
+            "--warmup-epochs (3) must be below --epochs (3)",
+        ),
         (["--resume", "a.pth", "--weights", "b.pth"], "drop --weights"),
         (["--stop-after-epochs", "0"], "--stop-after-epochs must be positive"),
         (["--mutual-weight", "2"], "--mutual-weight only apply with --mutual-learning"),
         (["--mutual-learning", "--mutual-weight", "-1"], "--mutual-weight must be >= 0"),
-        (["--mutual-learning", "--mutual-temperature", "0"], "--mutual-temperature must be positive"),
-        (["--eval-only", "--weights", "w.pth", "--mutual-learning"], "--mutual-learning is a training"),
+        (
+            ["--mutual-learning", "--mutual-temperature", "0"],
+            "--mutual-temperature must be positive",
+        ),
+        (
+            ["--eval-only", "--weights", "w.pth", "--mutual-learning"],
+            "--mutual-learning is a training",
+        ),
     ],
 )
 def test_bad_options_are_refused_by_name(tool, tmp_path, extra, message):
-    args = tool.build_parser().parse_args(["--data", str(tmp_path), "--arch", "micronet_m0", *extra])
+    args = tool.build_parser().parse_args(
+        ["--data", str(tmp_path), "--arch", "micronet_m0", *extra]
+    )
     with pytest.raises(SystemExit) as error:
         tool.resolve_options(args)
     assert message in str(error.value)

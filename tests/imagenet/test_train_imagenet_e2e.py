@@ -6,12 +6,11 @@ import json
 
 import pytest
 import torch
+from imagenet_folder import COLOURS, epoch_lines, read_log, torchrun
 
 from micronet_backbones import create_model
 from micronet_backbones.imagenet import val_transform
 from micronet_backbones.imagenet.data import image_folder
-
-from imagenet_folder import COLOURS, epoch_lines, read_log, torchrun
 
 CHANCE = 100.0 / len(COLOURS)
 
@@ -20,9 +19,27 @@ CHANCE = 100.0 / len(COLOURS)
 def test_two_processes_train_resume_and_evaluate(colour_folder, tmp_path, tool):
     run_dir = tmp_path / "run"
     common = [
-        "--arch", "micronet_m0", "--data", str(colour_folder), "--output-dir", str(run_dir),
-        "--input-size", "48", "--val-resize", "56", "--batch-size", "16", "--lr", "0.2",
-        "--workers", "0", "--device", "cpu", "--no-progress", "--print-freq", "1000",
+        "--arch",
+        "micronet_m0",
+        "--data",
+        str(colour_folder),
+        "--output-dir",
+        str(run_dir),
+        "--input-size",
+        "48",
+        "--val-resize",
+        "56",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.2",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--print-freq",
+        "1000",
     ]
 
     # Two epochs with two gloo processes, to the end of their schedule.
@@ -47,21 +64,46 @@ def test_two_processes_train_resume_and_evaluate(colour_folder, tmp_path, tool):
     # A model restarted from scratch would train at about the loss of epoch 1; resumed, it
     # goes on from where epoch 2 left it.
     assert log[2]["train_loss"] < log[0]["train_loss"]
-    assert log[2]["val_top1"] > CHANCE, f"val top-1 {log[2]['val_top1']} is not above chance {CHANCE}"
+    assert log[2]["val_top1"] > CHANCE, (
+        f"val top-1 {log[2]['val_top1']} is not above chance {CHANCE}"
+    )
 
     # --eval-only on the checkpoint (one process here) gives the last epoch's figures.
-    metrics = tool.main([
-        "--arch", "micronet_m0", "--data", str(colour_folder), "--output-dir", str(tmp_path / "eval"),
-        "--input-size", "48", "--val-resize", "56", "--batch-size", "16", "--workers", "0",
-        "--device", "cpu", "--no-progress", "--eval-only", "--weights", str(run_dir / "last.pth"),
-    ])
+    metrics = tool.main(
+        [
+            "--arch",
+            "micronet_m0",
+            "--data",
+            str(colour_folder),
+            "--output-dir",
+            str(tmp_path / "eval"),
+            "--input-size",
+            "48",
+            "--val-resize",
+            "56",
+            "--batch-size",
+            "16",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--eval-only",
+            "--weights",
+            str(run_dir / "last.pth"),
+        ]
+    )
     assert metrics["samples"] == 8 * len(COLOURS)
     assert metrics["top1"] == pytest.approx(log[2]["val_top1"])
     assert metrics["top5"] == pytest.approx(log[2]["val_top5"])
-    assert json.loads((tmp_path / "eval" / "eval.json").read_text())["top1"] == pytest.approx(metrics["top1"])
+    assert json.loads((tmp_path / "eval" / "eval.json").read_text())["top1"] == pytest.approx(
+        metrics["top1"]
+    )
 
     # The checkpoint loads into create_model and classifies the val folder as the tool said.
-    model = create_model("micronet_m0", num_classes=len(COLOURS), pretrained=run_dir / "last.pth").eval()
+    model = create_model(
+        "micronet_m0", num_classes=len(COLOURS), pretrained=run_dir / "last.pth"
+    ).eval()
     val = image_folder(colour_folder, "val", val_transform(48, 56))
     images = torch.stack([val[i][0] for i in range(len(val))])
     labels = torch.tensor(val.targets)

@@ -23,8 +23,8 @@ from micronet_backbones.imagenet import (
     val_transform,
 )
 
-
 # ---- learning rate -------------------------------------------------------------------------
+
 
 def test_warmup_then_cosine_to_zero():
     schedule = WarmupCosine(peak_lr=0.2, total_iters=1000, warmup_iters=100)
@@ -61,9 +61,12 @@ def test_bad_schedules_are_refused(kwargs, message):
 
 # ---- losses and mixup ----------------------------------------------------------------------
 
+
 def test_no_smoothing_is_cross_entropy():
     logits, target = torch.randn(6, 5), torch.randint(0, 5, (6,))
-    assert torch.allclose(SmoothedCrossEntropy(0.0)(logits, target), F.cross_entropy(logits, target))
+    assert torch.allclose(
+        SmoothedCrossEntropy(0.0)(logits, target), F.cross_entropy(logits, target)
+    )
 
 
 def test_smoothing_spreads_over_the_other_classes():
@@ -97,6 +100,7 @@ def test_mixup_alpha_zero_changes_nothing():
 
 # ---- accuracy and sharding -----------------------------------------------------------------
 
+
 def test_topk_counts():
     logits = torch.tensor([[0.9, 0.1, 0.0], [0.1, 0.2, 0.7], [0.5, 0.4, 0.1]])
     target = torch.tensor([0, 1, 2])
@@ -110,12 +114,15 @@ def test_topk_counts():
 def test_shards_cover_every_item_once(length, world_size):
     shards = [list(ShardSampler(length, rank, world_size)) for rank in range(world_size)]
     assert sorted(i for shard in shards for i in shard) == list(range(length))
-    assert [len(ShardSampler(length, r, world_size)) for r in range(world_size)] == [len(s) for s in shards]
+    assert [len(ShardSampler(length, r, world_size)) for r in range(world_size)] == [
+        len(s) for s in shards
+    ]
     with pytest.raises(ValueError, match="outside"):
         ShardSampler(length, world_size, world_size)
 
 
 # ---- transforms ----------------------------------------------------------------------------
+
 
 def test_transforms_give_the_asked_size():
     image = Image.new("RGB", (80, 60), (200, 40, 40))
@@ -123,13 +130,16 @@ def test_transforms_give_the_asked_size():
     assert val_transform(48, 56)(image).shape == (3, 48, 48)
     assert val_transform()(Image.new("RGB", (500, 375))).shape == (3, 224, 224)
     red = val_transform(48, 56)(image)[:, 24, 24]  # normalised with the ImageNet mean / std
-    expected = (torch.tensor([200, 40, 40]) / 255 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    expected = (
+        torch.tensor([200, 40, 40]) / 255 - torch.tensor([0.485, 0.456, 0.406])
+    ) / torch.tensor([0.229, 0.224, 0.225])
     assert torch.allclose(red, expected, atol=1e-5)
     with pytest.raises(ValueError, match="resize"):
         val_transform(224, 200)
 
 
 # ---- checkpoints ---------------------------------------------------------------------------
+
 
 def _checkpoint(model, optimizer):
     return {
