@@ -13,6 +13,13 @@ Pieces usable on their own (e.g. by an adapter's head built from core Micro-Bloc
 :func:`fuse_block`, :func:`fuse_stem`; a top-down pose model (backbone + Micro-Block heatmap
 head) with :func:`fuse_heatmap_model`. ``tools/export_onnx.py`` exports the inference form to
 ONNX; ``tools/benchmark.py`` measures it.
+
+Everything here is derived from what the core declares, never from a copy of its internals:
+each stem, block and layer's parts in order (``LayerChain.ordered_layers()``; anything else is
+refused with a ``TypeError``), the Shift-Max hyper-function with named (K, J, C) axes
+(``DynamicShiftMax.folded_hyper_function()``), its shifts (``group_shift``) and each channel
+shuffle's index (``ChannelShuffle.permutation``). Eager PyTorch and export share one code path
+except where the two runtimes want different ops (see each module).
 """
 
 from .blocks import FusedBlock, fuse_block, fuse_stem
