@@ -11,11 +11,13 @@ fallback, which computes the same functions.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["KernelStatus", "native_available", "status"]
+__all__ = ["KernelStatus", "native_available", "pytorch_fallback", "status"]
 
 ENV_VAR = "MICRONET_KERNELS"
 
@@ -65,3 +67,16 @@ def status() -> KernelStatus:
 def native_available() -> bool:
     """True when ``torch.ops.micronet.*`` run the compiled C++ kernels."""
     return status().backend == "native"
+
+
+@contextlib.contextmanager
+def pytorch_fallback() -> Iterator[None]:
+    """Within the block, every caller takes the PyTorch fallback as if the extension were not
+    built (e.g. to time or test both paths in one process; not thread-safe)."""
+    global _status
+    previous = status()
+    _status = KernelStatus("pytorch", "pytorch_fallback() block")
+    try:
+        yield
+    finally:
+        _status = previous

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-
-import micronet_backbones as mb
 from deploy_helpers import TOLERANCE, relative_error
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
+import micronet_backbones as mb
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
 
 
 @pytest.fixture(scope="module")
 def benchmark():
-    import sys
+    from micronet_backbones.kernels import benchmark
 
-    sys.path.insert(0, str(TOOLS))
-    try:
-        import benchmark
-    finally:
-        sys.path.remove(str(TOOLS))
     return benchmark
 
 
@@ -50,13 +47,23 @@ def test_benchmark_runs(benchmark, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     plot = tmp_path / "latency.png"
     assert benchmark.main(["--runs", "3", "--allow-few-runs", "--warmup", "1", "--models",
-                           "micronet_m0", "--no-pose", "--train-runs", "0", "--plot",
-                           str(plot)]) == 0
+                           "micronet_m0", "--no-pose", "--train-runs", "0", "--runtimes",
+                           "eager", "onnxruntime", "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     for row in ("| MicroNet-M0 |", "| MicroNet-M0 fused |", "| mobilenet_v3_small x0.5 |",
-                "| mobilenet_v3_small x1.0 |", "load average"):
+                "| mobilenet_v3_small x1.0 |", "load average", "micronet kernels:",
+                "| eager ms | eager ratio | onnxruntime ms | onnxruntime ratio |",
+                "| fastest runtime | fastest ms | fastest ratio |"):
         assert row in out
     assert plot.is_file() and plot.stat().st_size > 10_000
+
+
+def test_tool_is_the_package_module():
+    """tools/benchmark.py is a thin command line over the package module (no path edits)."""
+    result = subprocess.run([sys.executable, str(TOOL), "--help"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "--runtimes" in result.stdout
 
 
 def test_benchmark_refuses_too_few_runs(benchmark, capsys):
