@@ -31,6 +31,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from micronet_backbones import canonical_name
 from micronet_backbones.deploy.exportable import backbone_exportable, classifier_exportable
 from micronet_backbones.deploy.onnx_export import export_onnx
 
@@ -58,7 +59,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--output", help="output .onnx path (default output/onnx/<name>.onnx)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        args.model = canonical_name(args.model)
+    except ValueError as error:
+        parser.error(f"--model: {error}")
+    return args
 
 
 def main(argv=None) -> int:
