@@ -30,6 +30,7 @@ from .ops import (
 )
 from .registry import canonical_name, create_model, get_spec, list_models
 from .specs import BlockSpec, MicroNetSpec
+from .timm_registry import register_when_timm_loads  # timm's registry, lazily
 
 __all__ = [
     "BlockSpec",
