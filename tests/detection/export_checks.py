@@ -45,6 +45,22 @@ class _Args:
         self.opts = ["MODEL.WEIGHTS", str(weights)]
 
 
+def _assert_same_detections(actual, expected, where: str) -> None:
+    """The same detections: each of Detectron2's pairs with one exported detection of the same
+    class, box and score within tolerance. Matched as sets, not by position: two scores equal
+    to float rounding may come out of NMS / top-k in either order."""
+    assert len(actual) == len(expected), f"{where}: {len(actual)} != {len(expected)} detections"
+    boxes, classes, scores = actual.pred_boxes.tensor, actual.pred_classes, actual.scores
+    free = torch.ones(len(actual), dtype=torch.bool)
+    for box, cls, score in zip(expected.pred_boxes.tensor, expected.pred_classes, expected.scores):
+        distance = (boxes - box).abs().amax(dim=1)
+        distance[~free | (classes != cls)] = float("inf")
+        best = int(distance.argmin())
+        assert distance[best] <= BOX_ATOL, f"{where}: no exported box for {box.tolist()} ({int(cls)})"
+        assert abs(scores[best] - score) <= SCORE_ATOL, f"{where}: score {scores[best]} != {score}"
+        free[best] = False
+
+
 def assert_exports_match(config: Path, weights: Path, image_dir: Path, output_dir: Path) -> dict:
     images = sorted(Path(image_dir).glob("*.*"))[: NUM_IMAGES + 1]
     sample, others = images[0], images[1:]
@@ -69,12 +85,6 @@ def assert_exports_match(config: Path, weights: Path, image_dir: Path, output_di
         counts.append(len(expected))
         for fmt, run in runs.items():
             actual = exported_instances(run(inputs["image"]), inputs["height"], inputs["width"])
-            where = f"{fmt}, {path.name}"
-            assert len(actual) == len(expected), where
-            assert torch.equal(actual.pred_classes, expected.pred_classes), where
-            torch.testing.assert_close(actual.pred_boxes.tensor, expected.pred_boxes.tensor,
-                                       rtol=0, atol=BOX_ATOL, msg=where)
-            torch.testing.assert_close(actual.scores, expected.scores, rtol=0, atol=SCORE_ATOL,
-                                       msg=where)
+            _assert_same_detections(actual, expected, f"{fmt}, {path.name}")
     assert len(sizes) > 1, "the check must cover more than the traced input size"
     return {"images": len(counts), "detections": counts, "sizes": sorted(sizes)}
