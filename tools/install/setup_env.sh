@@ -44,10 +44,10 @@ pip_install -q torch==2.14.1 torchvision==0.29.1
 step "common dependencies"
 # mmpose 1.3.2's runtime needs (chumpy, which it declares, does not build on this Python and
 # is not needed for COCO keypoints), mmdet's, detectron2's fvcore/iopath pins, COCO tools,
-# ONNX, timm (MicroNet registers in its model registry) and the test runner.
+# ONNX, timm (MicroNet registers in its model registry), the test runner and ruff (make lint).
 pip_install -q \
   "fvcore==0.1.5.post20221221" "iopath>=0.1.7,<0.1.10" pycocotools \
-  onnx onnxruntime pytest "timm==1.0.31" huggingface_hub safetensors \
+  onnx onnxruntime pytest ruff "timm==1.0.31" huggingface_hub safetensors \
   opencv-python scipy six json-tricks munkres shapely terminaltables matplotlib \
   "mmengine==0.10.7" addict yapf pyyaml packaging rich termcolor
 
