@@ -16,6 +16,7 @@ from torch.utils.data import Sampler
 
 __all__ = [
     "DistributedContext",
+    "broadcast_buffers",
     "setup_distributed",
     "shutdown_distributed",
     "all_reduce_sum",
@@ -101,6 +102,18 @@ def shutdown_distributed(context: DistributedContext) -> None:
     """Leave the process group (no-op for a single process)."""
     if context.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def broadcast_buffers(module: torch.nn.Module, context: DistributedContext) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) into every process's ``module``.
+
+    DDP broadcasts them at the start of each forward, so after the last step of an epoch every
+    process holds the update of its own last batch. Rank 0's are the ones a checkpoint saves:
+    evaluating with them makes the logged validation figures those of the checkpoint.
+    """
+    if context.distributed:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def all_reduce_sum(values: list[float], context: DistributedContext) -> list[float]:

@@ -26,7 +26,7 @@ from ..full_rank import full_rank_partner
 from ..registry import create_model
 from .checkpoints import checkpoint_classes, load_training_checkpoint, plain, save_checkpoint
 from .data import check_same_classes, image_folder, train_loader, val_loader
-from .distributed import DistributedContext
+from .distributed import DistributedContext, broadcast_buffers
 from .engine import Member, evaluate, train_one_epoch
 from .losses import SmoothedCrossEntropy
 from .mutual import MutualLearning
@@ -325,6 +325,8 @@ def run_training(args: argparse.Namespace, context: DistributedContext) -> dict:
             progress_bar=args.progress,
             print_every=args.print_freq,
         )
+        for member in members:  # evaluate (and save) rank 0's BatchNorm statistics everywhere
+            broadcast_buffers(member.model, context)
         val = {
             member.name: evaluate(
                 member.model,
