@@ -25,6 +25,12 @@ def exporting() -> bool:
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
+def _functional() -> bool:
+    """Exporting, or compiling (``torch.compile`` fuses elementwise ops itself and cannot trace
+    ``out=`` writes through strided views): write the permutation as a separate op."""
+    return exporting() or torch.compiler.is_compiling()
+
+
 def fixed_shape(x: torch.Tensor) -> tuple[int, ...]:
     """``x.shape`` as plain ints. While tracing, the sizes become constants of the graph (its
     spatial size is the traced one; the batch axis stays dynamic wherever ``-1`` is used
@@ -136,7 +142,7 @@ class ChannelPermutation(nn.Module):
         ``inputs`` are (N, C, ...) tensors broadcastable to ``shape`` (N, C, H, W); in eager mode
         with an axis permutation the op writes straight into the permuted output.
         """
-        if self.dims is None or exporting():
+        if self.dims is None or _functional():
             return self(op(*inputs, **kwargs))
         out = torch.empty(shape, dtype=inputs[0].dtype, device=inputs[0].device)
         op(*(self.split(t) for t in inputs), **kwargs, out=self.view_of_output(out))
@@ -144,7 +150,7 @@ class ChannelPermutation(nn.Module):
 
     def add_to(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """``self(x) + residual`` (``residual`` already in the permuted order), in one pass."""
-        if self.dims is None or exporting():
+        if self.dims is None or _functional():
             return self(x) + residual
         out = torch.empty_like(residual)
         torch.add(self.split(x), self.view_of_output(residual), out=self.view_of_output(out))

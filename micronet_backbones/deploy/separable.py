@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import kernels
 from .folding import fold_batchnorm, merge_separable
 from .permutation import exporting, fixed_shape, inverse_permutation
 
@@ -35,7 +36,10 @@ class MergedSeparableConv(nn.Module):
 
     Exported graphs (ONNX) of a depthwise pair keep the two convs instead (BN folded into each,
     so no correction is needed): onnxruntime runs two depthwise convs faster than one k x k
-    conv plus the correction.
+    conv plus the correction. With the native kernels built, eager float32 CPU calls of a
+    depthwise k x k (k = 3, 5) run ``micronet::depthwise_conv``, correction included (about
+    half the time of oneDNN's convolution on MicroNet's NCHW shapes, measured by
+    ``tools/benchmark.py``).
 
     Buffers: ``weight`` (O, I / groups, kh, kw), ``bias`` (O,); for a depthwise pair also
     ``first_weight`` (M, 1, kh, 1), ``first_bias`` (M,), ``second_weight`` (O, 1, 1, kw),
@@ -114,12 +118,30 @@ class MergedSeparableConv(nn.Module):
             self.second_bias = self.second_bias[inverse]
         return moved
 
+    def _native(self, x: torch.Tensor) -> bool:
+        """``micronet::depthwise_conv`` applies: a depthwise (one input channel per group)
+        square 3x3 / 5x5 kernel, equal strides 1 or 2 and paddings, float32 on the CPU, not
+        exporting, and the native kernels built."""
+        if exporting() or x.dtype != torch.float32 or x.device.type != "cpu":
+            return False
+        _, i, kh, kw = self.weight.shape
+        return (
+            i == 1 and kh == kw and kh in (3, 5) and self.stride[0] == self.stride[1]
+            and self.stride[0] in (1, 2) and self.padding[0] == self.padding[1]
+            and kernels.native_available()
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.depthwise and exporting():
             stride, padding, groups = self._first_conv
             x = F.conv2d(x, self.first_weight, self.first_bias, stride, padding, 1, groups)
             stride, padding, groups = self._second_conv
             return F.conv2d(x, self.second_weight, self.second_bias, stride, padding, 1, groups)
+        if self._native(x):
+            correction = self.column_correction(x.shape[-1], x)
+            return torch.ops.micronet.depthwise_conv(
+                x, self.weight, self.bias, self.stride[0], self.padding[0], correction
+            )
         out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
         # A traced graph is for the traced spatial size: the correction is a constant of it.
         correction = self.column_correction(fixed_shape(x)[-1], out)

@@ -21,7 +21,9 @@ each (indices from the core's ``group_shift``), with any index: a permutation be
 Shift-Max moves into its index and weights. The hyper-function is one code path for eager
 PyTorch and export (only the pooling op differs); the fusions are not: exported graphs compute
 the K fusions one by one, which onnxruntime runs faster than slices of a stacked tensor, while
-eager PyTorch runs the stacked form in fewer ops.
+eager PyTorch runs the stacked form in fewer ops. When the native kernels are built
+(:mod:`micronet_backbones.kernels`), eager float32 CPU calls (and ``torch.compile``, which sees
+one op) run all of it as one ``micronet::fused_shift_max``: two passes over x.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import kernels
 from ..ops import DynamicShiftMax
 from ..ops.shift_max import group_shift, spatial_attention
 from .permutation import ChannelPermutation, exporting, fixed_shape, inverse_permutation
@@ -123,6 +126,8 @@ class FusedShiftMax(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if exporting():
             return self._forward_export(x)
+        if x.dtype == torch.float32 and x.device.type == "cpu" and kernels.native_available():
+            return self._forward_native(x)
         terms = self.coefficients(x).unbind(1)  # per shift j: (N, K, C, 1, 1)
         shifted = [x.index_select(1, index) for index in self.shift_index]
         # The last op (op, *operands) is run by _finish, which also writes the permutation.
@@ -142,6 +147,17 @@ class FusedShiftMax(nn.Module):
         for f in fusions[1:-1]:
             out = torch.maximum(out, f)
         return self._finish(torch.maximum, (out, fusions[-1]), x)
+
+    def _forward_native(self, x: torch.Tensor) -> torch.Tensor:
+        """All of it (hyper-function, shifts, fusions, max, attention, output permutation) in
+        one ``micronet::fused_shift_max`` call: two passes over x."""
+        spatial = self.spatial_attention
+        return kernels.fused_shift_max(
+            x, self.fc1_weight_t, self.fc1_bias, self.fc2_weight_t, self.fc2_bias, self.low,
+            self.high, self.shift_index, None if self.output is None else self.output.index,
+            self.spatial_weight if spatial else None, self.spatial_bias if spatial else None,
+            self.spatial_gamma if spatial else 1.0 / 3.0,
+        )
 
     def _forward_export(self, x: torch.Tensor) -> torch.Tensor:
         """Functional ops only; each fusion on its own (fewer, cheaper onnxruntime nodes than

@@ -16,6 +16,12 @@ ReLU between, and a hard sigmoid, rescaled to ``init + [-coefficient_range, coef
 Group shift, as in the authors' released code: with channels viewed as a (G, C/G) matrix,
 shift ``j`` rolls *both* axes by ``j``, so ``x^{(j)}[(g, m)] = x[((g + j) mod G, (m + j) mod C/G)]``
 (one step moves every channel to the next group and the next position within it).
+
+:meth:`DynamicShiftMax.forward` runs the Shift-Max through :func:`micronet_backbones.kernels.
+shift_max`: one differentiable function that keeps only x, the coefficients (and the attention)
+for backward and recomputes the K fusions there, instead of autograd keeping every shifted map,
+product and partial max (native C++ when built, else PyTorch ops). Traced and exported graphs
+use :func:`shift_max` (standard ops).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .. import kernels
 
 __all__ = [
     "DynamicShiftMax",
@@ -282,10 +290,12 @@ class DynamicShiftMax(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(self, x)
-        out = shift_max(x, self.coefficients(x), self.groups)
-        if self.spatial is not None:
-            out = out * self.spatial_weights(x)
-        return out
+        attention = self.spatial_weights(x) if self.spatial is not None else None
+        if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+            out = shift_max(x, self.coefficients(x), self.groups)  # standard ops for exporters
+            return out if attention is None else out * attention
+        # One function keeping only x, a and pi for backward (native kernels when built)
+        return kernels.shift_max(x, self.coefficients(x), self.groups, attention)
 
     def extra_repr(self) -> str:
         return (
