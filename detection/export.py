@@ -95,7 +95,9 @@ def use_inference_form(model: nn.Module) -> int:
     """
     converted = 0
     for module in model.modules():
-        if isinstance(module, MicroNetBackbone) and not isinstance(module.micronet, InferenceMicroNet):
+        if isinstance(module, MicroNetBackbone) and not isinstance(
+            module.micronet, InferenceMicroNet
+        ):
             micronet = _unfreeze_norms(module.micronet).eval()
             fast = to_inference_form(micronet)
             fast.stem = micronet.stem
@@ -179,7 +181,10 @@ def export_onnx(adapter: TracingAdapter, image: torch.Tensor, output_dir, opset:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / "model.onnx"
-    dynamic_axes = {"image": {1: "height", 2: "width"}, **{n: {0: "detections"} for n in OUTPUT_NAMES[:3]}}
+    dynamic_axes = {
+        "image": {1: "height", 2: "width"},
+        **{n: {0: "detections"} for n in OUTPUT_NAMES[:3]},
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
@@ -201,7 +206,8 @@ def exported_instances(outputs, height: int, width: int) -> Instances:
     """An exported model's outputs (``OUTPUT_NAMES`` order; tensors or numpy arrays) as the
     ``Instances`` Detectron2's model returns for an image of the original ``height`` x
     ``width``: boxes scaled from the resized image and clipped (``detector_postprocess``)."""
-    boxes, classes, scores, image_size = (torch.as_tensor(np.asarray(o)) for o in outputs)
+    # Copies: detector_postprocess scales the boxes in place.
+    boxes, classes, scores, image_size = (torch.tensor(np.asarray(o)) for o in outputs)
     result = Instances(tuple(int(s) for s in image_size))
     result.pred_boxes = Boxes(boxes)
     result.scores = scores
@@ -240,7 +246,9 @@ def check_exported(model: nn.Module, run, inputs: dict, tolerance: float = 1e-4)
     expected = model([inputs])[0]["instances"]
     actual = exported_instances(run(inputs["image"]), inputs["height"], inputs["width"])
     if len(actual) != len(expected):
-        raise ExportCheckError(f"{len(actual)} detections exported, Detectron2 gives {len(expected)}")
+        raise ExportCheckError(
+            f"{len(actual)} detections exported, Detectron2 gives {len(expected)}"
+        )
     if not torch.equal(actual.pred_classes, expected.pred_classes):
         raise ExportCheckError("the exported model's classes differ from Detectron2's")
     errors = {}
@@ -251,7 +259,9 @@ def check_exported(model: nn.Module, run, inputs: dict, tolerance: float = 1e-4)
         scale = e.abs().max().item() if e.numel() else 1.0
         errors[name] = (a - e).abs().max().item() / scale if e.numel() else 0.0
         if not errors[name] <= tolerance:
-            raise ExportCheckError(f"{name} differ from Detectron2's: relative error {errors[name]:.3g}")
+            raise ExportCheckError(
+                f"{name} differ from Detectron2's: relative error {errors[name]:.3g}"
+            )
     return (
         f"{len(actual)} detections, same classes, relative error boxes {errors['boxes']:.2g}, "
         f"scores {errors['scores']:.2g} (tolerance {tolerance})"

@@ -8,6 +8,7 @@ Quick use::
     backbone.feature_info  # (FeatureInfo(stage=0, module='stages.0', channels=8, stride=4), ...)
 """
 
+from . import timm_registry as timm_registry  # MicroNet in timm's registry once timm loads
 from .blocks import MicroBlockA, MicroBlockB, MicroBlockC, Stem, block_from_spec
 from .checkpoint import (
     CheckpointDownloadError,
@@ -30,7 +31,6 @@ from .ops import (
 )
 from .registry import canonical_name, create_model, get_spec, list_models
 from .specs import BlockSpec, MicroNetSpec
-from .timm_registry import register_when_timm_loads  # timm's registry, lazily
 
 __all__ = [
     "BlockSpec",

@@ -100,7 +100,9 @@ def _pretrained_cfg(name: str) -> dict:
 def _available_taps(name: str, output_stride: int) -> tuple:
     """The core's feature taps of ``name`` at ``output_stride`` (built on the meta device)."""
     with torch.device("meta"):
-        return MicroNet(get_spec(name), features_only=True, output_stride=output_stride).feature_info
+        return MicroNet(
+            get_spec(name), features_only=True, output_stride=output_stride
+        ).feature_info
 
 
 def _reset_last_classifier_layer(model: MicroNet, num_classes: int) -> None:
@@ -129,19 +131,27 @@ def _create(
     from timm.models._features import feature_take_indices
 
     if unsupported:
-        raise TypeError(f"timm.create_model({name!r}): MicroNet takes no {', '.join(sorted(unsupported))}")
+        raise TypeError(
+            f"timm.create_model({name!r}): MicroNet takes no {', '.join(sorted(unsupported))}"
+        )
     if in_chans != 3:
         raise ValueError(f"MicroNet takes 3-channel images, got in_chans={in_chans}")
     if cache_dir is not None:
-        raise ValueError("MicroNet's weights are cached by torch.hub: set TORCH_HOME, not cache_dir")
+        raise ValueError(
+            "MicroNet's weights are cached by torch.hub: set TORCH_HOME, not cache_dir"
+        )
     cfg = resolve_pretrained_cfg(name, pretrained_cfg, pretrained_cfg_overlay)
     spec = get_spec(name)
     feature_info = None
     if features_only:
         taps = _available_taps(name, output_stride)
         indices, _ = feature_take_indices(len(taps), out_indices)
-        model = MicroNet(spec, features_only=True, out_strides=[taps[i].stride for i in indices],
-                         output_stride=output_stride)
+        model = MicroNet(
+            spec,
+            features_only=True,
+            out_strides=[taps[i].stride for i in indices],
+            output_stride=output_stride,
+        )
         info = [dict(num_chs=t.channels, reduction=t.stride, module=t.module) for t in taps]
         feature_info = FeatureInfo(info, tuple(indices))
     else:
@@ -212,7 +222,9 @@ class _LoaderThenRegister(importlib.abc.Loader):
         try:
             register()
         except Exception as error:  # a timm without the registry API we use: timm still works
-            warnings.warn(f"MicroNet could not register in timm's registry: {error!r}", stacklevel=2)
+            warnings.warn(
+                f"MicroNet could not register in timm's registry: {error!r}", stacklevel=2
+            )
 
     def __getattr__(self, name):
         return getattr(self.loader, name)

@@ -21,6 +21,7 @@ over N rounds (1 thread, batch 1) and prints the medians and ratios.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -45,21 +46,43 @@ EXPORTERS = {"torchscript": export_torchscript, "onnx": export_onnx}
 
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--export-method", choices=["tracing"], default="tracing",
-                        help="how the model is serialised (Detectron2's tracing)")
+    parser.add_argument(
+        "--export-method",
+        choices=["tracing"],
+        default="tracing",
+        help="how the model is serialised (Detectron2's tracing)",
+    )
     parser.add_argument("--format", choices=sorted(EXPORTERS), default="torchscript")
     parser.add_argument("--config-file", required=True, metavar="FILE")
-    parser.add_argument("--sample-image", required=True, metavar="FILE",
-                        help="an image the export is traced (and checked) on")
+    parser.add_argument(
+        "--sample-image",
+        required=True,
+        metavar="FILE",
+        help="an image the export is traced (and checked) on",
+    )
     parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--as-built", action="store_true",
-                        help="export the MicroNet backbone as trained, not in inference form")
-    parser.add_argument("--no-check", action="store_true",
-                        help="skip running the exported model against Detectron2's inference")
-    parser.add_argument("--benchmark", type=int, default=0, metavar="ROUNDS",
-                        help="time the detector as built and in inference form (0: no)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER,
-                        help="config overrides KEY VALUE ..., e.g. MODEL.WEIGHTS model_final.pth")
+    parser.add_argument(
+        "--as-built",
+        action="store_true",
+        help="export the MicroNet backbone as trained, not in inference form",
+    )
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip running the exported model against Detectron2's inference",
+    )
+    parser.add_argument(
+        "--benchmark",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="time the detector as built and in inference form (0: no)",
+    )
+    parser.add_argument(
+        "opts",
+        nargs=argparse.REMAINDER,
+        help="config overrides KEY VALUE ..., e.g. MODEL.WEIGHTS model_final.pth",
+    )
     return parser
 
 
@@ -79,9 +102,9 @@ def benchmark(cfg, inputs: dict, fmt: str, rounds: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         for form, inference_form in (("as built", False), ("inference form", True)):
             model = load_detector(cfg, inference_form=inference_form)
-            runs[f"eager, {form}"] = lambda m=model: m([inputs])
             path = EXPORTERS[fmt](tracing_adapter(model, image), image, Path(tmp) / form)
-            runs[f"{fmt}, {form}"] = lambda run=load_exported(path): run(image)
+            runs[f"eager, {form}"] = functools.partial(model, [inputs])
+            runs[f"{fmt}, {form}"] = functools.partial(load_exported(path), image)
         times = {name: [] for name in runs}
         with torch.no_grad():
             for _ in range(3):  # warm-up

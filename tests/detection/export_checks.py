@@ -56,7 +56,9 @@ def _assert_same_detections(actual, expected, where: str) -> None:
         distance = (boxes - box).abs().amax(dim=1)
         distance[~free | (classes != cls)] = float("inf")
         best = int(distance.argmin())
-        assert distance[best] <= BOX_ATOL, f"{where}: no exported box for {box.tolist()} ({int(cls)})"
+        assert distance[best] <= BOX_ATOL, (
+            f"{where}: no exported box for {box.tolist()} ({int(cls)})"
+        )
         assert abs(scores[best] - score) <= SCORE_ATOL, f"{where}: score {scores[best]} != {score}"
         free[best] = False
 
@@ -66,8 +68,20 @@ def assert_exports_match(config: Path, weights: Path, image_dir: Path, output_di
     sample, others = images[0], images[1:]
     tool = _export_tool()
     paths = {
-        fmt: tool.main(["--format", fmt, "--config-file", str(config), "--sample-image", str(sample),
-                        "--output", str(output_dir / fmt), "MODEL.WEIGHTS", str(weights)])
+        fmt: tool.main(
+            [
+                "--format",
+                fmt,
+                "--config-file",
+                str(config),
+                "--sample-image",
+                str(sample),
+                "--output",
+                str(output_dir / fmt),
+                "MODEL.WEIGHTS",
+                str(weights),
+            ]
+        )
         for fmt in ("torchscript", "onnx")
     }
     assert paths["torchscript"].name == "model.ts" and paths["onnx"].name == "model.onnx"

@@ -56,7 +56,9 @@ def _backbone_features(model, image):
         return model.backbone(images.tensor)
 
 
-@pytest.mark.parametrize("config", [COCO_CONFIG, RETINANET_CONFIG], ids=["faster_rcnn", "retinanet"])
+@pytest.mark.parametrize(
+    "config", [COCO_CONFIG, RETINANET_CONFIG], ids=["faster_rcnn", "retinanet"]
+)
 def test_inference_form_serves_the_frozen_bn_backbone_exactly(config, tmp_path):
     """COCO configs freeze the stem and stride-4 blocks with FrozenBN: still folded, exact."""
     from detectron2.checkpoint import DetectionCheckpointer
@@ -100,7 +102,13 @@ def test_exported_instances_scale_to_the_original_image():
 
 
 def test_preprocess_resizes_as_the_config_says():
-    cfg = _cfg(REPO_ROOT / "configs" / "detection" / "quickstart" / "faster_rcnn_micronet_m3_fpn_shapes.yaml")
+    cfg = _cfg(
+        REPO_ROOT
+        / "configs"
+        / "detection"
+        / "quickstart"
+        / "faster_rcnn_micronet_m3_fpn_shapes.yaml"
+    )
     image = (torch.rand(150, 300, 3) * 255).to(torch.uint8).numpy()
     inputs = preprocess(cfg, image)
     assert (inputs["height"], inputs["width"]) == (150, 300)
@@ -120,11 +128,19 @@ def _export_tool():
 
 def test_export_tool_needs_weights_and_an_image(tmp_path):
     tool = _export_tool()
-    config = str(REPO_ROOT / "configs" / "detection" / "quickstart" / "faster_rcnn_micronet_m3_fpn_shapes.yaml")
+    config = str(
+        REPO_ROOT
+        / "configs"
+        / "detection"
+        / "quickstart"
+        / "faster_rcnn_micronet_m3_fpn_shapes.yaml"
+    )
     common = ["--config-file", config, "--output", str(tmp_path / "out")]
     with pytest.raises(ValueError, match="MODEL.WEIGHTS is empty"):
         tool.main([*common, "--sample-image", "x.png"])
     with pytest.raises(FileNotFoundError, match="missing.pth"):
-        tool.main([*common, "--sample-image", "x.png", "MODEL.WEIGHTS", str(tmp_path / "missing.pth")])
+        tool.main(
+            [*common, "--sample-image", "x.png", "MODEL.WEIGHTS", str(tmp_path / "missing.pth")]
+        )
     with pytest.raises(SystemExit):  # only Detectron2's tracing method is offered
         tool.main([*common, "--sample-image", "x.png", "--export-method", "caffe2_tracing"])

@@ -17,15 +17,20 @@ import torch
 pytest.importorskip("timm.models")
 
 import timm  # noqa: E402
+from micronet_testing import ARCHS, STRIDES, compact_fixture, relative_error  # noqa: E402
 
 import micronet_backbones as mb  # noqa: E402
 from micronet_backbones import CheckpointError  # noqa: E402
-from micronet_testing import ARCHS, STRIDES, compact_fixture, relative_error  # noqa: E402
 
 NAMES = [f"micronet_{arch}" for arch in ARCHS]
 TOLERANCE = 1e-5  # the core's parity tolerance (tests/core/test_parity.py)
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PAPER_TOP1 = {"micronet_m0": "46.6", "micronet_m1": "51.4", "micronet_m2": "59.4", "micronet_m3": "62.5"}
+PAPER_TOP1 = {
+    "micronet_m0": "46.6",
+    "micronet_m1": "51.4",
+    "micronet_m2": "59.4",
+    "micronet_m3": "62.5",
+}
 
 
 def _overlay(path) -> dict:
@@ -38,7 +43,11 @@ def test_registered_with_pretrained_cfgs():
     for name in NAMES:
         cfg = timm.models.get_pretrained_cfg(name)
         assert cfg.url == mb.get_spec(name).url
-        assert (cfg.input_size, cfg.crop_pct, cfg.interpolation) == ((3, 224, 224), 0.875, "bilinear")
+        assert (cfg.input_size, cfg.crop_pct, cfg.interpolation) == (
+            (3, 224, 224),
+            0.875,
+            "bilinear",
+        )
         assert cfg.mean == (0.485, 0.456, 0.406) and cfg.std == (0.229, 0.224, 0.225)
         assert PAPER_TOP1[name] in cfg.description
         model = mb.create_model(name)
@@ -83,8 +92,9 @@ def test_features_only_matches_the_core_map_for_map(name):
 def test_pretrained_file_reproduces_the_authors_logits_and_features(arch, authors_checkpoint):
     name, fixture = f"micronet_{arch}", compact_fixture(arch)
     model = timm.create_model(name, pretrained=True, **_overlay(authors_checkpoint(arch))).eval()
-    features = timm.create_model(name, pretrained=True, features_only=True,
-                                 **_overlay(authors_checkpoint(arch))).eval()
+    features = timm.create_model(
+        name, pretrained=True, features_only=True, **_overlay(authors_checkpoint(arch))
+    ).eval()
     with torch.no_grad():
         logits, maps = model(fixture["input"]), features(fixture["input"])
     assert relative_error(logits, fixture["logits"]) < TOLERANCE
@@ -95,7 +105,9 @@ def test_pretrained_file_reproduces_the_authors_logits_and_features(arch, author
 def test_num_classes_resets_only_the_last_classifier_layer(authors_checkpoint):
     path = authors_checkpoint("m1")
     reference = mb.create_model("micronet_m1", pretrained=path)
-    model = timm.create_model("micronet_m1", pretrained=True, num_classes=10, **_overlay(path)).eval()
+    model = timm.create_model(
+        "micronet_m1", pretrained=True, num_classes=10, **_overlay(path)
+    ).eval()
     assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)
     expected = reference.state_dict()
     for key, value in model.state_dict().items():
@@ -141,8 +153,9 @@ def test_unsupported_arguments_are_named():
 
 
 def _python(code: str) -> str:
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 

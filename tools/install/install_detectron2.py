@@ -178,7 +178,9 @@ def fetch_sdist(cache_dir):
     actual = sha256(partial)
     if actual != SDIST_SHA256:
         partial.unlink()
-        raise SystemExit(f"sha256 of {SDIST_FILE} is {actual}, expected {SDIST_SHA256}; not installing it")
+        raise SystemExit(
+            f"sha256 of {SDIST_FILE} is {actual}, expected {SDIST_SHA256}; not installing it"
+        )
     partial.rename(target)
     return target
 
@@ -187,7 +189,9 @@ def replace_exactly(path, old, new, count=1):
     text = path.read_text()
     found = text.count(old)
     if found != count:
-        raise SystemExit(f"patch of {path}: expected {count} occurrence(s) of {old!r}, found {found}")
+        raise SystemExit(
+            f"patch of {path}: expected {count} occurrence(s) of {old!r}, found {found}"
+        )
     path.write_text(text.replace(old, new))
 
 
@@ -201,7 +205,9 @@ def patch_sources(root):
         'package_data={"detectron2.model_zoo": ["configs/**/*.yaml", "configs/**/*.py"]},',
     )
     replace_exactly(  # (d) Pillow >= 10
-        root / "detectron2/data/transforms/transform.py", "interp=Image.LINEAR", "interp=Image.BILINEAR"
+        root / "detectron2/data/transforms/transform.py",
+        "interp=Image.LINEAR",
+        "interp=Image.BILINEAR",
     )
     patched = 0
     for path in sorted((root / "detectron2").rglob("*.py")):  # (d) NumPy >= 1.24
@@ -222,7 +228,8 @@ def main():
     parser.add_argument(
         "--cache-dir",
         type=Path,
-        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "micronet_backbones",
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "micronet_backbones",
         help="where the verified sdist is kept between runs (default: %(default)s)",
     )
     args = parser.parse_args()
@@ -235,7 +242,9 @@ def main():
         print(f"detectron2 {VERSION} (without native ops) is already installed")
         return
     if state == "outdated":
-        print(f"detectron2 {VERSION} was installed by an older version of this script; replacing it")
+        print(
+            f"detectron2 {VERSION} was installed by an older version of this script; replacing it"
+        )
 
     sdist = fetch_sdist(args.cache_dir)
     with tempfile.TemporaryDirectory() as tmp:
