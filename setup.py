@@ -18,6 +18,36 @@ adapters = {
     # code shared by the OpenMMLab adapters (backbone, checkpoint compatibility, tool command line)
     "micronet_backbones.openmmlab": "openmmlab",
 }
+
+def native_kernels() -> tuple[list, dict]:
+    """micronet_backbones.kernels._C, the fused C++ operators of micronet_backbones/kernels/csrc.
+
+    Built with torch's cpp_extension when torch is importable (`make setup` runs
+    `setup.py build_ext --inplace` in the venv) and MICRONET_BUILD_KERNELS is not 0; optional:
+    if the compiler fails, the install goes on and micronet_backbones.kernels uses its PyTorch
+    fallback.
+    """
+    import os
+
+    if os.environ.get("MICRONET_BUILD_KERNELS", "1") == "0":
+        return [], {}
+    try:
+        from torch.utils.cpp_extension import BuildExtension, CppExtension
+    except ImportError:
+        return [], {}
+    sources = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "micronet_backbones" /
+                                                                 "kernels" / "csrc").glob("*.cpp"))
+    extension = CppExtension(
+        "micronet_backbones.kernels._C",
+        sources,
+        extra_compile_args=["-O3", "-fopenmp"],
+        extra_link_args=["-fopenmp"],
+        optional=True,
+    )
+    return [extension], {"build_ext": BuildExtension}
+
+
+ext_modules, cmdclass = native_kernels()
 sub_packages = [
     f"{name}.{sub}"
     for name, folder in adapters.items()
@@ -34,6 +64,8 @@ setup(
     python_requires=">=3.9",
     packages=core + list(adapters) + sub_packages,
     package_dir={name: folder for name, folder in adapters.items()},
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
     install_requires=["torch>=2.0", "torchvision"],
     extras_require={
         # detectron2 publishes no wheels: `make setup` installs it (tools/install/install_detectron2.py).
