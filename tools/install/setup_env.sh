@@ -76,9 +76,22 @@ step "mmdet 3.3.0 and mmpose 1.3.2"
 # were installed above. mmpose imports mmcv.ops and mmdet at import time.
 pip_install -q --no-deps "mmdet==3.3.0" "mmpose==1.3.2"
 
-step "micronet_backbones (editable)"
+step "mmsegmentation 1.2.2"
+# --no-deps: it accepts the mmcv 2.1 / mmengine 0.10 above; mmseg.utils imports a tokenizer
+# needing ftfy and regex (declared only as its extras), mmseg.evaluation imports prettytable.
+pip_install -q ftfy regex prettytable
+pip_install -q --no-deps "mmsegmentation==1.2.2"
+
+step "micronet_backbones (editable) and its native kernels"
 pip_install -q --no-deps --no-build-isolation -e "$ROOT"
+# The fused C++ ops (micronet_backbones/kernels/csrc, setup.py's ext_modules) are compiled in
+# place (about a minute of CPU) with the C++20 compiler path mmcv uses; pip's editable install
+# builds in an isolated environment without torch, so this is an explicit step. If it fails,
+# the package runs on its PyTorch fallback (the status line says which).
+CXX="$ROOT/tools/install/cxx20.sh" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+  "$PY" setup.py -q build_ext --inplace || echo "micronet kernels not built: PyTorch fallback"
+"$PY" -c "from micronet_backbones import kernels; print('micronet kernels:', kernels.status())"
 
 step "checking the stack imports"
-"$PY" -c "import detectron2, detectron2.modeling, mmcv.ops, mmpose.models, micronet_backbones; print('stack OK')"
+"$PY" -c "import detectron2, detectron2.modeling, mmcv.ops, mmpose.models, mmseg.models, micronet_backbones; print('stack OK')"
 step "done"

@@ -26,11 +26,8 @@ namespace {
 
 typedef float Vec8 __attribute__((vector_size(32)));
 
-MICRONET_INLINE Vec8 load8(const float* src) {
-  Vec8 v;
-  std::memcpy(&v, src, sizeof(Vec8));
-  return v;
-}
+// (a macro, not a function: a vector return value would change the baseline build's ABI)
+#define MICRONET_LOAD8(v, src) std::memcpy(&(v), (src), sizeof(Vec8))
 
 // Geometry. The zero-padded input plane is split into its S x S phases (rows and columns
 // taken modulo the stride), each (rows, row_stride), so that for every tap (r, t) the inputs
@@ -83,8 +80,11 @@ MICRONET_INLINE void conv_plane(const float* phases, const Plane& p, const float
     Vec8 acc0 = Vec8{} + bias, acc1 = Vec8{} + bias;
     for (int tap = 0; tap < K * K; ++tap) {
       const float* src = phases + q + offset[tap];
-      acc0 += w[tap] * load8(src);
-      acc1 += w[tap] * load8(src + 8);
+      Vec8 v0, v1;
+      MICRONET_LOAD8(v0, src);
+      MICRONET_LOAD8(v1, src + 8);
+      acc0 += w[tap] * v0;
+      acc1 += w[tap] * v1;
     }
     std::memcpy(flat + q, &acc0, sizeof(Vec8));
     std::memcpy(flat + q + 8, &acc1, sizeof(Vec8));
