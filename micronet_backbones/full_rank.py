@@ -27,25 +27,27 @@ the classifier head.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .blocks import BlockConvs
 from .model import MicroNet
-from .ops import GroupedPointwise
+from .ops import GroupedPointwise, LayerChain
 from .registry import get_spec
 from .specs import MicroNetSpec
 
 __all__ = ["FULL_RANK", "FullRankDepthwise", "full_rank_partner"]
 
 
-class FullRankDepthwise(nn.Module):
+class FullRankDepthwise(LayerChain):
     """k x k depthwise convolution with channel multiplier e1 * e2, then BatchNorm.
 
     (N, C, H, W) -> (N, C * e1 * e2, H', W'), H' = floor((H + 2 * (k // 2) - k) / s) + 1 (the
     same sizes and channel order as :class:`~micronet_backbones.ops.MicroFactorizedDepthwise`
-    with the same arguments). Attributes ``conv`` (``nn.Conv2d``, C groups, bias-free) and ``bn``.
+    with the same arguments). Attributes ``conv`` (``nn.Conv2d``, C groups, bias-free) and ``bn``,
+    run in the order of ``layer_names`` (a :class:`~micronet_backbones.ops.LayerChain`).
     """
+
+    layer_names = ("conv", "bn")
 
     def __init__(
         self,
@@ -68,9 +70,6 @@ class FullRankDepthwise(nn.Module):
             bias=False,
         )
         self.bn = nn.BatchNorm2d(self.out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
 
 
 def _dense_pointwise(in_channels: int, out_channels: int, groups: int) -> GroupedPointwise:
