@@ -42,6 +42,16 @@ def test_detectron2_export_imports_without_caffe2():
     assert importlib.util.find_spec("caffe2") is None  # the guard is what makes it import
 
 
+def test_installed_detectron2_is_current():
+    """An install from before the guard (an older PATCH_LEVEL) is what a re-run replaces."""
+    spec = importlib.util.spec_from_file_location(
+        "micronet_install_detectron2", REPO_ROOT / "tools" / "install" / "install_detectron2.py"
+    )
+    installer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(installer)
+    assert installer.installed_state() in ("ours", "native"), "re-run `make setup`"
+
+
 def _cfg(config: Path, *opts):
     cfg = get_cfg()
     add_micronet_config(cfg)
