@@ -17,7 +17,9 @@ adapters = {
     "micronet_backbones.pose": "pose",
     # code shared by the OpenMMLab adapters (backbone, checkpoint compatibility, tool command line)
     "micronet_backbones.openmmlab": "openmmlab",
+    "micronet_backbones.segmentation": "segmentation",
 }
+
 
 def native_kernels() -> tuple[list, dict]:
     """micronet_backbones.kernels._C, the fused C++ operators of micronet_backbones/kernels/csrc.
@@ -73,6 +75,9 @@ setup(
         # mmpose declares chumpy, which does not build on current Python: `make setup` installs
         # the pose stack with --no-deps and its real runtime needs.
         "pose": ["mmpose>=1.3", "mmcv>=2.0", "mmengine>=0.10", "mmdet>=3.0"],
+        # mmseg.utils imports a tokenizer needing ftfy and regex (declared only as its extras),
+        # mmseg.evaluation imports prettytable
+        "segmentation": ["mmsegmentation>=1.2", "ftfy", "regex", "prettytable"],
         "export": ["onnx", "onnxruntime"],
         "test": ["pytest", "fvcore"],
     },

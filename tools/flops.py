@@ -16,6 +16,13 @@ with the stride adjustment + Micro-Block head) of ``configs/pose/`` at 256 x 192
 M3, beside the paper's figures (needs MMPose).
 
     python tools/flops.py --pose
+
+With ``--segmentation``: params and fvcore MAdds of backbone + decode head of the MMSegmentation
+models of ``configs/segmentation/`` (MicroNet-M1-M3 + MR-ASPP) and of MMSegmentation's own
+LR-ASPP MobileNetV3-Large, built in the same process, at 1024 x 2048, beside the paper's
+figures (needs MMSegmentation).
+
+    python tools/flops.py --segmentation
 """
 
 from __future__ import annotations
@@ -70,6 +77,33 @@ def pose_table(input_size: tuple[int, int] = (256, 192)) -> str:
     return "\n".join(rows)
 
 
+# The paper's segmentation figures (earlier MicroNet version, Cityscapes val, 1024 x 2048); its
+# MicroNets are another family than the released M0-M3.
+PAPER_SEGMENTATION = "MicroNet 2.52B MAdds, 69.1 mIoU; MobileNetV3 + LR-ASPP 2.90B, 68.4"
+
+
+def segmentation_table(input_size: tuple[int, int] = (1024, 2048)) -> str:
+    from micronet_backbones.segmentation.segmentor import (
+        CITYSCAPES_CONFIGS,
+        MMSEG_LRASPP_CONFIG,
+        SegmentationLogits,
+        build_segmentor,
+    )
+
+    height, width = input_size
+    rows = [
+        f"| segmentation model ({height}x{width}) | params | fvcore MAdds |",
+        "| --- | ---: | ---: |",
+    ]
+    models = {f"{name} + MR-ASPP": ROOT / config for name, config in CITYSCAPES_CONFIGS.items()}
+    models["MMSeg LR-ASPP MobileNetV3-Large (d8)"] = MMSEG_LRASPP_CONFIG
+    for label, config in models.items():
+        model = SegmentationLogits(build_segmentor(config))
+        params, madds = count_model(model, (1, 3, height, width))
+        rows.append(f"| {label} | {params:,} | {madds / 1e9:.2f}B |")
+    return "\n".join(rows) + f"\n\nPaper (other models): {PAPER_SEGMENTATION}."
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", default=mb.list_models(), help="models to count")
@@ -79,7 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="instead: the MMPose pose models of configs/pose at 256x192 (M2, M3)",
     )
+    parser.add_argument(
+        "--segmentation",
+        action="store_true",
+        help="instead: the MMSegmentation models of configs/segmentation and MMSeg's LR-ASPP "
+        "MobileNetV3 at 1024x2048",
+    )
     args = parser.parse_args(argv)
+    if args.segmentation:
+        print(segmentation_table())
+        return 0
     print(pose_table() if args.pose else table(args.names, args.size))
     return 0
 

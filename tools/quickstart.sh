@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=.venv/bin/python
 ran=0
-for script in tools/quickstart_detection.py tools/quickstart_pose.py; do
+for script in tools/quickstart_detection.py tools/quickstart_pose.py \
+    tools/quickstart_segmentation.py; do
   if [ -f "$script" ]; then
     echo "==> $script"
     "$PY" "$script" "$@"

@@ -7,8 +7,12 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # installed name -> folder of the repository
-ADAPTERS = {"detection": "detection", "pose": "pose", "openmmlab": "openmmlab",
-            "segmentation": "segmentation"}
+ADAPTERS = {
+    "detection": "detection",
+    "pose": "pose",
+    "openmmlab": "openmmlab",
+    "segmentation": "segmentation",
+}
 
 
 def test_installed_package_maps_adapter_folders_and_no_bare_packages(tmp_path):
