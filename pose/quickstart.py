@@ -126,7 +126,6 @@ def draw_predictions(
     from mmpose.apis import inference_topdown, init_model
     from mmpose.structures import merge_data_samples
 
-
     with mmengine_checkpoints():  # the Runner's checkpoint holds NumPy meta and HistoryBuffers
         model = init_model(config, str(checkpoint), device="cpu")
     visualizer = _pose_visualizer(name="quickstart_pose", radius=2, line_width=1)

@@ -24,6 +24,7 @@ import yaml
 pytest.importorskip("detectron2")
 
 from export_checks import assert_exports_match  # noqa: E402
+
 from micronet_backbones.detection.quickstart import SHAPES  # noqa: E402
 from micronet_backbones.synthetic import make_shapes_dataset  # noqa: E402
 

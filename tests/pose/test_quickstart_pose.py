@@ -13,7 +13,6 @@ import sys
 
 import pytest
 from PIL import Image
-
 from pose_helpers import REPO_ROOT
 
 
