@@ -45,7 +45,7 @@ def table(names: list[str], size: int = 224) -> str:
         "| full-rank partner params | partner fvcore MAdds |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name in map(mb.canonical_name, names):
+    for name in names:
         params, madds = count_classifier(name, size)
         paper = f"{PAPER_MADDS[name] / 1e6:.0f}M" if name in PAPER_MADDS else "-"
         partner_params, partner_madds = count_model(
@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         "MobileNetV3 at 1024x2048",
     )
     args = parser.parse_args(argv)
+    try:
+        args.names = [mb.canonical_name(name) for name in args.names]
+    except ValueError as error:
+        parser.error(str(error))
     if args.segmentation:
         print(segmentation_table())
         return 0
