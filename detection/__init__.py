@@ -14,6 +14,10 @@ Use::
     cfg = get_cfg()
     add_micronet_config(cfg)            # MODEL.MICRONET.*
     cfg.merge_from_file("configs/detection/faster_rcnn_micronet_m3_fpn_3x.yaml")
+
+The tools' code lives in modules imported on demand: ``training`` (``tools/train_net.py``),
+``datasets`` (COCO-format sets registered by name), ``convert``
+(``tools/convert_pretrained.py``) and ``quickstart`` (``tools/quickstart_detection.py``).
 """
 
 from .backbone import MicroNetBackbone, build_micronet_backbone
