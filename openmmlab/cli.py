@@ -57,7 +57,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
 
 
-def train_parser(description: str = "Train a model with MMEngine's Runner") -> argparse.ArgumentParser:
+def train_parser(
+    description: str = "Train a model with MMEngine's Runner",
+) -> argparse.ArgumentParser:
     """The train tool's flags (MMPose's / MMSegmentation's / MMDetection's ``tools/train.py``)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("config", help="train config file path")
@@ -79,7 +81,9 @@ def train_parser(description: str = "Train a model with MMEngine's Runner") -> a
     return parser
 
 
-def test_parser(description: str = "Evaluate a model with MMEngine's Runner") -> argparse.ArgumentParser:
+def test_parser(
+    description: str = "Evaluate a model with MMEngine's Runner",
+) -> argparse.ArgumentParser:
     """The test tool's flags (config, checkpoint, ``--out`` for the metrics)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("config", help="test config file path")
@@ -201,3 +205,7 @@ def test_main(
     if args.out:
         dump(metrics, args.out)
     return metrics
+
+
+# Not tests: pytest would collect these names when a test module imports them.
+test_main.__test__ = test_parser.__test__ = False

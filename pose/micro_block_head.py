@@ -64,7 +64,9 @@ def build_head_blocks(
         fields = {**_BLOCK_DEFAULTS, **row}
         for reserved in ("in_channels", "stride"):
             if reserved in row:
-                raise ValueError(f"head block {index}: {reserved!r} is set by the head, not the row")
+                raise ValueError(
+                    f"head block {index}: {reserved!r} is set by the head, not the row"
+                )
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
         try:
             spec = BlockSpec(in_channels=in_channels, stride=1, **fields)
@@ -92,7 +94,7 @@ class MicroBlockHead(HeatmapHead):
         stride4_blocks: rows of the Micro-Blocks after the second upsampling.
         spatial_attention: DY-ReLU-C spatial attention in every Dynamic Shift-Max (paper: on).
         align_corners: of the bilinear upsampling.
-        loss: keypoint loss config (default ``KeypointMSELoss`` with target weights).
+        loss: keypoint loss config (``None``: ``KeypointMSELoss`` with target weights).
         decoder: keypoint codec config (e.g. ``MSRAHeatmap``), needed by ``predict``.
         init_cfg: MMEngine init config. By default (``None``) the blocks keep the authors'
             initialisation and the final conv is N(0, 0.001) with zero bias (as
@@ -110,10 +112,12 @@ class MicroBlockHead(HeatmapHead):
         stride4_blocks: Sequence[Mapping],
         spatial_attention: bool = True,
         align_corners: bool = False,
-        loss: dict = dict(type="KeypointMSELoss", use_target_weight=True),
+        loss: dict | None = None,
         decoder: dict | None = None,
         init_cfg: dict | list | None = None,
     ) -> None:
+        if loss is None:
+            loss = dict(type="KeypointMSELoss", use_target_weight=True)
         if not stride8_blocks or not stride4_blocks:
             raise ValueError("MicroBlockHead needs at least one block at stride 8 and at stride 4")
         # HeatmapHead without its deconvolutions, convolutions and final layer (the layers of

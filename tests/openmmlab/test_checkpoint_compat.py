@@ -42,7 +42,9 @@ def test_runner_checkpoints_load_inside_the_block_only(tmp_path):
         _load_checkpoint(path, map_location="cpu")
     with mmengine_checkpoints():
         checkpoint = _load_checkpoint(path, map_location="cpu")
-    np.testing.assert_allclose(checkpoint["meta"]["dataset_meta"]["sigmas"], np.linspace(0.1, 0.2, 17))
+    np.testing.assert_allclose(
+        checkpoint["meta"]["dataset_meta"]["sigmas"], np.linspace(0.1, 0.2, 17)
+    )
     assert checkpoint["message_hub"]["log_scalars"]["loss"].current() == 1.5
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         _load_checkpoint(path, map_location="cpu")  # the allowance ended with the block

@@ -3,12 +3,12 @@
 
 import pytest
 import torch
+from micronet_testing import compact_fixture, relative_error
 from mmpose.registry import MODELS
 from torch import nn
 
 import micronet_backbones as mb
 from micronet_backbones.openmmlab import MicroNetBackbone
-from micronet_testing import compact_fixture, relative_error
 
 TOLERANCE = 1e-5  # relative, as the core's parity tests
 
@@ -56,8 +56,11 @@ def test_frozen_stages_and_norm_eval():
 
 
 def test_bad_settings_raise_clear_errors():
-    with pytest.raises(ValueError, match=r"arch: unknown model 'm9'; valid names: micronet_m0, "
-                       r"micronet_m1, micronet_m2, micronet_m3 \(or m0, m1, m2, m3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"arch: unknown model 'm9'; valid names: micronet_m0, "
+        r"micronet_m1, micronet_m2, micronet_m3 \(or m0, m1, m2, m3\)",
+    ):
         MODELS.build(dict(type="MicroNet", arch="m9"))
     with pytest.raises(ValueError, match="frozen_stages"):
         MODELS.build(dict(type="MicroNet", arch="m3", frozen_stages=5))

@@ -11,9 +11,9 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmpose.datasets.transforms import RandomBBoxTransform
 from mmpose.registry import DATASETS, MODELS
+from pose_helpers import M2_COCO, M3_COCO, point_config_at
 
 from micronet_backbones.openmmlab import mmengine_checkpoints
-from pose_helpers import M2_COCO, M3_COCO, point_config_at
 
 
 def _batch(cfg, split: str, size: int):
@@ -25,16 +25,29 @@ def _batch(cfg, split: str, size: int):
 @pytest.mark.parametrize("config, channels", [(M3_COCO, 864), (M2_COCO, 768)])
 def test_coco_config_builds_and_runs_loss_and_predict(config, channels, small_coco):
     cfg = point_config_at(Config.fromfile(str(config)), small_coco)
-    assert cfg.custom_imports == dict(imports=["micronet_backbones.pose"], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(
+        imports=["micronet_backbones.pose"], allow_failed_imports=False
+    )
     assert cfg.optim_wrapper.optimizer == dict(type="Adam", lr=1e-3)
     assert cfg.train_cfg.max_epochs == 250 and cfg.param_scheduler[1].milestones == [210, 240]
     assert [t.type for t in cfg.train_pipeline] == [
-        "LoadImage", "GetBBoxCenterScale", "RandomFlip", "RandomHalfBody", "RandomBBoxTransform",
-        "TopdownAffine", "GenerateTarget", "PackPoseInputs"]
+        "LoadImage",
+        "GetBBoxCenterScale",
+        "RandomFlip",
+        "RandomHalfBody",
+        "RandomBBoxTransform",
+        "TopdownAffine",
+        "GenerateTarget",
+        "PackPoseInputs",
+    ]
     # the paper's augmentation: rotation in [-45, 45] degrees, scale in [0.65, 1.35], no shift
     bbox_transform = RandomBBoxTransform(
-        **{k: v for k, v in cfg.train_pipeline[4].items() if k != "type"})
-    assert bbox_transform.rotate_factor == 45.0 and tuple(bbox_transform.scale_factor) == (0.65, 1.35)
+        **{k: v for k, v in cfg.train_pipeline[4].items() if k != "type"}
+    )
+    assert bbox_transform.rotate_factor == 45.0 and tuple(bbox_transform.scale_factor) == (
+        0.65,
+        1.35,
+    )
     assert bbox_transform.shift_prob == 0.0
     np.random.seed(0)
     offset, scale, rotate = bbox_transform._get_transform_params(2000)

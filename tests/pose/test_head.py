@@ -15,13 +15,30 @@ HEAD = dict(
     type="MicroBlockHead",
     in_channels=864,
     out_channels=17,
-    stride8_blocks=[dict(out_channels=64, expansion=(1, 1), expand_groups=(12, 12),
-                         project_groups=(8, 8), reduction=8)],
+    stride8_blocks=[
+        dict(
+            out_channels=64,
+            expansion=(1, 1),
+            expand_groups=(12, 12),
+            project_groups=(8, 8),
+            reduction=8,
+        )
+    ],
     stride4_blocks=[
-        dict(out_channels=64, expansion=(1, 2), expand_groups=(8, 8), project_groups=(8, 8),
-             reduction=4),
-        dict(out_channels=64, expansion=(1, 6), expand_groups=(8, 8), project_groups=(8, 8),
-             reduction=4),
+        dict(
+            out_channels=64,
+            expansion=(1, 2),
+            expand_groups=(8, 8),
+            project_groups=(8, 8),
+            reduction=4,
+        ),
+        dict(
+            out_channels=64,
+            expansion=(1, 6),
+            expand_groups=(8, 8),
+            project_groups=(8, 8),
+            reduction=4,
+        ),
     ],
     decoder=CODEC,
 )
@@ -53,8 +70,12 @@ def test_every_shift_max_has_per_position_spatial_attention():
     # the output is rescaled by pi(h, w), the same factor for every channel at a position.
     act = head.stride4[1].act_depthwise
     torch.nn.init.normal_(act.spatial.weight, 0.0, 1.0)
-    same = DynamicShiftMax(act.channels, act.groups, init=act.coefficient_init.view(2, 2).tolist(),
-                           squeeze_channels=act.fc1.out_features)
+    same = DynamicShiftMax(
+        act.channels,
+        act.groups,
+        init=act.coefficient_init.view(2, 2).tolist(),
+        squeeze_channels=act.fc1.out_features,
+    )
     same.load_state_dict({k: v for k, v in act.state_dict().items() if not k.startswith("spatial")})
     x = torch.randn(1, 384, 8, 6)
     with torch.no_grad():
@@ -66,15 +87,35 @@ def test_every_shift_max_has_per_position_spatial_attention():
 
 
 def test_head_widths_are_config_data_and_bad_rows_are_rejected():
-    wide = build(stride4_blocks=[dict(out_channels=32, expansion=(1, 4), expand_groups=(4, 4),
-                                      project_groups=(4, 4), reduction=4, kernel_size=3)])
+    wide = build(
+        stride4_blocks=[
+            dict(
+                out_channels=32,
+                expansion=(1, 4),
+                expand_groups=(4, 4),
+                project_groups=(4, 4),
+                reduction=4,
+                kernel_size=3,
+            )
+        ]
+    )
     assert len(wide.stride4) == 1 and wide.final_layer.in_channels == 32
     assert wide.stride4[0].spec.kernel_size == 3
     with pytest.raises(ValueError, match="head block 0"):
         build(stride8_blocks=[dict(out_channels=64, widht=3)])
     with pytest.raises(ValueError, match="'stride' is set by the head"):
-        build(stride8_blocks=[dict(out_channels=64, expansion=(1, 1), expand_groups=(12, 12),
-                                   project_groups=(8, 8), reduction=8, stride=2)])
+        build(
+            stride8_blocks=[
+                dict(
+                    out_channels=64,
+                    expansion=(1, 1),
+                    expand_groups=(12, 12),
+                    project_groups=(8, 8),
+                    reduction=8,
+                    stride=2,
+                )
+            ]
+        )
     with pytest.raises(ValueError, match="at least one block"):
         build(stride4_blocks=[])
 
@@ -83,10 +124,14 @@ def _samples(n: int, heatmap_hw=(64, 48)) -> list:
     samples = []
     rng = np.random.default_rng(0)
     for _ in range(n):
-        sample = PoseDataSample(metainfo=dict(
-            flip_indices=FLIP_INDICES, input_size=(192, 256), input_center=np.array([96.0, 128.0]),
-            input_scale=np.array([192.0, 256.0]),
-        ))
+        sample = PoseDataSample(
+            metainfo=dict(
+                flip_indices=FLIP_INDICES,
+                input_size=(192, 256),
+                input_center=np.array([96.0, 128.0]),
+                input_scale=np.array([192.0, 256.0]),
+            )
+        )
         sample.gt_fields = PixelData(heatmaps=torch.rand(17, *heatmap_hw))
         sample.gt_instance_labels = InstanceData(
             keypoint_weights=torch.tensor(rng.integers(0, 2, size=(1, 17)), dtype=torch.float32)
@@ -122,8 +167,13 @@ def test_predict_decodes_17_keypoints_and_flip_test_averages_flipped_heatmaps():
 
     with torch.no_grad():
         flipped_feats = (torch.flip(feats[0], dims=[3]),)
-        _, fields = head.predict([feats, flipped_feats], _samples(2), test_cfg=dict(
-            flip_test=True, flip_mode="heatmap", shift_heatmap=False, output_heatmaps=True))
+        _, fields = head.predict(
+            [feats, flipped_feats],
+            _samples(2),
+            test_cfg=dict(
+                flip_test=True, flip_mode="heatmap", shift_heatmap=False, output_heatmaps=True
+            ),
+        )
         plain = head(feats)
         mirrored = torch.flip(head(flipped_feats), dims=[3])[:, FLIP_INDICES]
     torch.testing.assert_close(fields[0].heatmaps, ((plain + mirrored) / 2)[0])

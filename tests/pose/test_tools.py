@@ -9,50 +9,65 @@ from pathlib import Path
 
 import pytest
 from mmengine.config import Config
-
-from micronet_backbones.openmmlab.cli import (
-    apply_test_args,
-    apply_train_args,
-    load_config,
-    parse,
-    test_main,
-    test_parser,
-    train_main,
-    train_parser,
-)
 from pose_helpers import CONFIG_DIR, M3_COCO, REPO_ROOT
+
+from micronet_backbones.openmmlab import cli
 
 SYNTHETIC = CONFIG_DIR / "micronet-m3_synthetic-128x96.py"
 
 
 def test_train_flags_map_onto_the_config():
     cfg = Config.fromfile(str(M3_COCO))
-    args = parse(train_parser(), [str(M3_COCO), "--work-dir", "w", "--resume", "--launcher",
-                                  "pytorch", "--cfg-options", "train_dataloader.batch_size=16",
-                                  "--amp"])
-    cfg = apply_train_args(cfg, args)
+    args = cli.parse(
+        cli.train_parser(),
+        [
+            str(M3_COCO),
+            "--work-dir",
+            "w",
+            "--resume",
+            "--launcher",
+            "pytorch",
+            "--cfg-options",
+            "train_dataloader.batch_size=16",
+            "--amp",
+        ],
+    )
+    cfg = cli.apply_train_args(cfg, args)
     assert cfg.work_dir == "w" and cfg.resume is True and cfg.load_from is None
     assert cfg.launcher == "pytorch" and cfg.train_dataloader.batch_size == 16
     assert cfg.optim_wrapper.type == "AmpOptimWrapper"
 
-    cfg = apply_train_args(Config.fromfile(str(M3_COCO)), parse(
-        train_parser(), [str(M3_COCO), "--resume", "ckpt.pth", "--no-validate"]))
+    cfg = cli.apply_train_args(
+        Config.fromfile(str(M3_COCO)),
+        cli.parse(cli.train_parser(), [str(M3_COCO), "--resume", "ckpt.pth", "--no-validate"]),
+    )
     assert cfg.resume is True and cfg.load_from == "ckpt.pth" and cfg.val_cfg is None
     assert cfg.work_dir.endswith("micronet-m3_8xb32-250e_coco-256x192")
     with pytest.raises(SystemExit):
-        parse(train_parser(), [str(M3_COCO), "--launcher", "ray"])
+        cli.parse(cli.train_parser(), [str(M3_COCO), "--launcher", "ray"])
 
-    cfg = apply_test_args(Config.fromfile(str(M3_COCO)), parse(test_parser(), [
-        str(M3_COCO), "model.pth", "--launcher", "slurm", "--cfg-options",
-        "model.test_cfg.flip_test=False"]))
+    cfg = cli.apply_test_args(
+        Config.fromfile(str(M3_COCO)),
+        cli.parse(
+            cli.test_parser(),
+            [
+                str(M3_COCO),
+                "model.pth",
+                "--launcher",
+                "slurm",
+                "--cfg-options",
+                "model.test_cfg.flip_test=False",
+            ],
+        ),
+    )
     assert cfg.load_from == "model.pth" and cfg.launcher == "slurm"
     assert cfg.model.test_cfg.flip_test is False
 
 
 def test_a_config_of_another_toolbox_is_refused():
-    assert load_config(str(M3_COCO), "mmpose").default_scope == "mmpose"
+    assert cli.load_config(str(M3_COCO), "mmpose").default_scope == "mmpose"
     with pytest.raises(ValueError, match="config of 'mmpose'.*runs 'mmseg' configs"):
-        load_config(str(M3_COCO), "mmseg")
+        cli.load_config(str(M3_COCO), "mmseg")
 
 
 def test_the_tools_are_thin_mains_of_the_shared_command_line():
@@ -75,8 +90,13 @@ def _data_options(root: Path) -> list[str]:
 
 
 def _run_tool(name: str, args: list[str]) -> None:
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / f"{name}.py"), *args],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools" / f"{name}.py"), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
 
@@ -86,26 +106,68 @@ def test_train_resume_and_test_through_the_runner(small_coco, tmp_path):
     does again, in this process)."""
     work = tmp_path / "work"
     schedule = ["param_scheduler=[]", "default_hooks.checkpoint.interval=1"]
-    train_main([str(SYNTHETIC), "--work-dir", str(work), "--no-validate", "--cfg-options",
-                *_data_options(small_coco), *schedule, "train_cfg.max_epochs=1"],
-               default_scope="mmpose", imports=["micronet_backbones.pose"])
+    cli.train_main(
+        [
+            str(SYNTHETIC),
+            "--work-dir",
+            str(work),
+            "--no-validate",
+            "--cfg-options",
+            *_data_options(small_coco),
+            *schedule,
+            "train_cfg.max_epochs=1",
+        ],
+        default_scope="mmpose",
+        imports=["micronet_backbones.pose"],
+    )
     assert (work / "epoch_1.pth").is_file()
 
-    _run_tool("train_pose", [str(SYNTHETIC), "--work-dir", str(work), "--no-validate", "--resume",
-                             "--cfg-options", *_data_options(small_coco), *schedule,
-                             "train_cfg.max_epochs=2"])
+    _run_tool(
+        "train_pose",
+        [
+            str(SYNTHETIC),
+            "--work-dir",
+            str(work),
+            "--no-validate",
+            "--resume",
+            "--cfg-options",
+            *_data_options(small_coco),
+            *schedule,
+            "train_cfg.max_epochs=2",
+        ],
+    )
     assert (work / "epoch_2.pth").is_file()
     logs = sorted(work.glob("*/*.log"))
     assert "resumed epoch: 1" in logs[-1].read_text()
 
     out = tmp_path / "metrics.json"
-    _run_tool("test_pose", [str(SYNTHETIC), str(work / "epoch_2.pth"), "--work-dir", str(work),
-                            "--out", str(out), "--cfg-options", *_data_options(small_coco)])
+    _run_tool(
+        "test_pose",
+        [
+            str(SYNTHETIC),
+            str(work / "epoch_2.pth"),
+            "--work-dir",
+            str(work),
+            "--out",
+            str(out),
+            "--cfg-options",
+            *_data_options(small_coco),
+        ],
+    )
     written = json.loads(out.read_text())
     # the same evaluation in this process gives the figures the script wrote
-    metrics = test_main([str(SYNTHETIC), str(work / "epoch_2.pth"), "--work-dir", str(work),
-                         "--cfg-options", *_data_options(small_coco)],
-                        default_scope="mmpose", imports=["micronet_backbones.pose"])
+    metrics = cli.test_main(
+        [
+            str(SYNTHETIC),
+            str(work / "epoch_2.pth"),
+            "--work-dir",
+            str(work),
+            "--cfg-options",
+            *_data_options(small_coco),
+        ],
+        default_scope="mmpose",
+        imports=["micronet_backbones.pose"],
+    )
     assert 0.0 <= metrics["coco/AP"] <= 1.0
     assert written["coco/AP"] == pytest.approx(metrics["coco/AP"])
     logs = sorted(work.glob("*/*.log"))

@@ -25,7 +25,10 @@ def test_installed_package_maps_adapter_folders_and_no_bare_packages(tmp_path):
     )
     out = subprocess.run(
         [sys.executable, "-c", code, *ADAPTERS],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\n")
     for line, folder in zip(out, ADAPTERS.values()):
         assert Path(line) == REPO_ROOT / folder
@@ -34,13 +37,26 @@ def test_installed_package_maps_adapter_folders_and_no_bare_packages(tmp_path):
 
 def test_wheel_holds_adapters_under_micronet_backbones(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(REPO_ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO_ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     (wheel,) = tmp_path.glob("micronet_backbones-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    top_level = {
+        name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")
+    }
     assert top_level == {"micronet_backbones"}
     for name in ADAPTERS:
         assert f"micronet_backbones/{name}/__init__.py" in names
