@@ -17,7 +17,9 @@ Batch 1, random weights, random inputs:
 * pose at 256 x 192: the M2 and M3 top-down models of ``configs/pose`` (MicroNet backbone at
   output stride 16 + Micro-Block head), when MMPose is installed;
 * training: forward + backward of MicroNet-M3 at batch 32 (``--train-runs`` rounds) with the
-  core's Dynamic Shift-Max and with a straightforward index-gather Dynamic Shift-Max.
+  core's Dynamic Shift-Max and with a straightforward index-gather Dynamic Shift-Max, and the
+  memory autograd saves for backward in the M3 backbone at 2 x 3 x 800 x 1216 (a Detectron2
+  batch) with the core's memory-lean Dynamic Shift-Max and with its plain op chain.
 
 Weights are random, but every model (MobileNetV3 included) gets its BatchNorm statistics from
 a few random batches in training mode before timing, as a trained network has them: with the
@@ -30,6 +32,7 @@ MAdds are fvcore's count (one multiply-add = one "flop") of the model as built.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import logging
 import os
@@ -39,7 +42,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,12 +56,15 @@ from micronet_backbones.deploy.onnx_export import export_onnx, onnxruntime_sessi
 from micronet_backbones.ops import DynamicShiftMax
 
 from .loader import pytorch_fallback, status
+from .memory import saved_tensor_bytes
 
 __all__ = [
     "Entry",
     "IndexGatherShiftMax",
+    "autograd_chain_shift_max",
     "calibrate_batchnorm",
     "main",
+    "saved_memory",
     "with_index_gather",
 ]
 
@@ -116,7 +122,9 @@ def fvcore_madds(module: nn.Module, input_shape) -> float:
 
 
 @torch.no_grad()
-def calibrate_batchnorm(model: nn.Module, input_shape, batches: int = 2, seed: int = 0) -> nn.Module:
+def calibrate_batchnorm(
+    model: nn.Module, input_shape, batches: int = 2, seed: int = 0
+) -> nn.Module:
     """BatchNorm running statistics from ``batches`` random batches (cumulative average) in
     training mode, as a trained network would have; returns the model in eval mode."""
     generator = torch.Generator().manual_seed(seed)
@@ -146,14 +154,29 @@ def classification_entries(names: list[str]) -> list[Entry]:
         entries.append(Entry(f"MicroNet-{short}", "micronet", model, shape, madds))
         entries.append(Entry(f"MicroNet-{short} fused", "micronet fused", fused, shape, madds))
         if status().backend == "native":
-            entries.append(Entry(f"MicroNet-{short} fused, PyTorch ops", "micronet fused",
-                                 _Fallback(fused), shape, madds, runtimes=("eager",)))
+            entries.append(
+                Entry(
+                    f"MicroNet-{short} fused, PyTorch ops",
+                    "micronet fused",
+                    _Fallback(fused),
+                    shape,
+                    madds,
+                    runtimes=("eager",),
+                )
+            )
     for width in (0.5, 1.0):
         model = calibrate_batchnorm(
             torchvision.models.mobilenet_v3_small(width_mult=width), (8, *shape[1:])
         )
-        entries.append(Entry(f"mobilenet_v3_small x{width}", "mobilenet", model, shape,
-                             fvcore_madds(model, shape)))
+        entries.append(
+            Entry(
+                f"mobilenet_v3_small x{width}",
+                "mobilenet",
+                model,
+                shape,
+                fvcore_madds(model, shape),
+            )
+        )
     return entries
 
 
@@ -176,8 +199,9 @@ def pose_entries(names: list[str]) -> tuple[list[Entry], str]:
         model = build_pose_model(REPO / COCO_CONFIGS[name])
         original = calibrate_batchnorm(PoseHeatmaps(model.backbone, model.head), (8, *shape[1:]))
         head = model.head
-        fused = fuse_heatmap_model(model.backbone.body, [head.stride8, head.stride4],
-                                   head.final_layer, head.align_corners)
+        fused = fuse_heatmap_model(
+            model.backbone.body, [head.stride8, head.stride4], head.final_layer, head.align_corners
+        )
         short = name.removeprefix("micronet_").upper()
         madds = fvcore_madds(original, shape)
         entries.append(Entry(f"Pose-{short}", "pose", original, shape, madds))
@@ -210,8 +234,9 @@ def openvino_call(path: Path, threads: int) -> Callable:
 
     core = ov.Core()
     compiled = core.compile_model(
-        str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
-                           "PERFORMANCE_HINT": "LATENCY"}
+        str(path),
+        "CPU",
+        {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"},
     )
     request = compiled.create_infer_request()
     return lambda x: request.infer([x.numpy()])
@@ -226,33 +251,46 @@ def prepare(entries: list[Entry], runtimes: list[str], folder: Path, threads: in
             entry.calls["compile"] = torch.compile(entry.module)
         if "onnxruntime" in chosen or "openvino" in chosen:
             path = folder / f"model{index}.onnx"
-            export_onnx(entry.module, path, entry.input_shape, output_names=None,
-                        check_batch_sizes=(1,))
+            export_onnx(
+                entry.module, path, entry.input_shape, output_names=None, check_batch_sizes=(1,)
+            )
             if "onnxruntime" in chosen:
                 session = onnxruntime_session(path, threads)
                 name = session.get_inputs()[0].name
-                entry.calls["onnxruntime"] = lambda x, s=session, n=name: s.run(None, {n: x.numpy()})
+                entry.calls["onnxruntime"] = lambda x, s=session, n=name: s.run(
+                    None, {n: x.numpy()}
+                )
             if "openvino" in chosen:
                 entry.calls["openvino"] = openvino_call(path, threads)
         entry.times = {rt: [] for rt in entry.calls}
 
 
-def time_all(entries: list[Entry], runs: int, warmup: int) -> None:
+def time_all(entries: list[Entry], runs: int, warmup: int) -> list[str]:
     """Warm-up (the first compile call traces), then ``runs`` rounds of one timed call per
-    (entry, runtime)."""
-    calls = []
+    (entry, runtime). A runtime that fails on an entry is left out of it; returns notes."""
+    calls, notes = [], []
     for e in entries:
         x = torch.randn(e.input_shape)
         calls.extend((e, rt, call, x) for rt, call in e.calls.items())
     with torch.inference_mode():
-        for _, _, call, x in calls:
-            for _ in range(warmup):
-                call(x)
+        for item in list(calls):
+            entry, runtime, call, x = item
+            try:
+                for _ in range(warmup):
+                    call(x)
+            except Exception as error:  # e.g. a compiler failure: report, time the rest
+                notes.append(
+                    f"{entry.name} in {runtime} failed: {type(error).__name__}: "
+                    f"{str(error).splitlines()[0][:200]}"
+                )
+                calls.remove(item)
+                del entry.times[runtime]
         for _ in range(runs):
             for entry, runtime, call, x in calls:
                 start = time.perf_counter()
                 call(x)
                 entry.times[runtime].append(time.perf_counter() - start)
+    return notes
 
 
 def table(entries: list[Entry], runtimes: list[str]) -> str:
@@ -265,8 +303,10 @@ def table(entries: list[Entry], runtimes: list[str]) -> str:
     for rt in runtimes:
         header += [f"{rt} ms", f"{rt} ratio"]
     header += ["fastest runtime", "fastest ms", "fastest ratio"]
-    lines = ["| " + " | ".join(header) + " |",
-             "| " + " | ".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + " |"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + " |",
+    ]
     for e in entries:
         cells = [e.name, f"{e.input_shape[2]}x{e.input_shape[3]}", f"{e.madds / 1e6:.1f}M"]
         for rt in runtimes:
@@ -285,20 +325,34 @@ def plot(entries: list[Entry], runtimes: list[str], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    styles = {"micronet": ("o", "tab:blue"), "micronet fused": ("s", "tab:green"),
-              "mobilenet": ("^", "tab:red"), "pose": ("D", "tab:purple"),
-              "pose fused": ("P", "tab:olive")}
+    styles = {
+        "micronet": ("o", "tab:blue"),
+        "micronet fused": ("s", "tab:green"),
+        "mobilenet": ("^", "tab:red"),
+        "pose": ("D", "tab:purple"),
+        "pose fused": ("P", "tab:olive"),
+    }
     fig, axes = plt.subplots(1, len(runtimes), figsize=(6.5 * len(runtimes), 5.5), squeeze=False)
     for ax, runtime in zip(axes[0], runtimes):
         for family, (marker, color) in styles.items():
             chosen = [e for e in entries if e.family == family and e.median_ms(runtime)]
             if not chosen:
                 continue
-            ax.scatter([e.madds / 1e6 for e in chosen], [e.median_ms(runtime) for e in chosen],
-                       marker=marker, color=color, label=family)
+            ax.scatter(
+                [e.madds / 1e6 for e in chosen],
+                [e.median_ms(runtime) for e in chosen],
+                marker=marker,
+                color=color,
+                label=family,
+            )
             for e in chosen:
-                ax.annotate(e.name, (e.madds / 1e6, e.median_ms(runtime)), fontsize=7,
-                            xytext=(3, 3), textcoords="offset points")
+                ax.annotate(
+                    e.name,
+                    (e.madds / 1e6, e.median_ms(runtime)),
+                    fontsize=7,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("MAdds (millions, fvcore)")
@@ -320,8 +374,10 @@ class IndexGatherShiftMax(nn.Module):
         super().__init__()
         self.inner = module
         c, g = module.channels, module.groups
-        shifts = [mb.ops.group_shift(torch.arange(c).view(1, c, 1, 1), g, j).flatten()
-                  for j in range(module.num_shifts)]
+        shifts = [
+            mb.ops.group_shift(torch.arange(c).view(1, c, 1, 1), g, j).flatten()
+            for j in range(module.num_shifts)
+        ]
         self.register_buffer("index", torch.stack(shifts), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -341,6 +397,38 @@ def with_index_gather(model: nn.Module) -> nn.Module:
             parent, _, child = name.rpartition(".")
             setattr(model.get_submodule(parent), child, IndexGatherShiftMax(module))
     return model
+
+
+@contextlib.contextmanager
+def autograd_chain_shift_max() -> Iterator[None]:
+    """Within the block, every :class:`DynamicShiftMax` runs its chain of PyTorch ops under
+    autograd (which then keeps each shifted map, product and partial max for backward), as
+    the core did before the memory-lean :func:`micronet_backbones.kernels.shift_max`: the
+    baseline of the saved-memory comparison."""
+    from micronet_backbones.ops.shift_max import shift_max
+
+    def chain(module: DynamicShiftMax, x: torch.Tensor) -> torch.Tensor:
+        out = shift_max(x, module.coefficients(x), module.groups)
+        return out if module.spatial is None else out * module.spatial_weights(x)
+
+    lean = DynamicShiftMax.forward
+    DynamicShiftMax.forward = chain
+    try:
+        yield
+    finally:
+        DynamicShiftMax.forward = lean
+
+
+def saved_memory(arch: str = "micronet_m3", shape=(2, 3, 800, 1216)) -> tuple[int, int]:
+    """Bytes autograd saves for backward in one training forward of the ``arch`` backbone
+    (``features_only``) on ``shape``: (with the core's Dynamic Shift-Max, with the chain)."""
+    torch.manual_seed(0)
+    model = mb.create_model(arch, features_only=True).train()
+    x = torch.randn(shape)
+    lean = saved_tensor_bytes(lambda: model(x))
+    with autograd_chain_shift_max():
+        chain = saved_tensor_bytes(lambda: model(x))
+    return lean, chain
 
 
 def time_training(runs: int, batch: int = 32) -> list[tuple[str, float]]:
@@ -373,11 +461,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=50, help="timed rounds (median; >= 50)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--models", nargs="*", default=mb.list_models())
-    parser.add_argument("--runtimes", nargs="*", default=list(RUNTIMES), choices=RUNTIMES,
-                        help="runtimes to time (those not installed are left out)")
+    parser.add_argument(
+        "--runtimes",
+        nargs="*",
+        default=list(RUNTIMES),
+        choices=RUNTIMES,
+        help="runtimes to time (those not installed are left out)",
+    )
     parser.add_argument("--no-pose", action="store_true", help="skip the pose models")
-    parser.add_argument("--train-runs", type=int, default=3,
-                        help="rounds of the M3 training step, batch 32 (0: skip)")
+    parser.add_argument(
+        "--train-runs",
+        type=int,
+        default=3,
+        help="rounds of the M3 training step, batch 32 (0: skip)",
+    )
+    parser.add_argument(
+        "--no-memory",
+        action="store_true",
+        help="skip the saved-for-backward memory of the M3 backbone at 2x3x800x1216",
+    )
     parser.add_argument("--plot", default="output/benchmark.png")
     parser.add_argument("--allow-few-runs", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -409,37 +511,54 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         prepare(entries, runtimes, Path(folder), args.threads)
         phases["build + export"], tick = time.perf_counter() - tick, time.perf_counter()
-        time_all(entries, args.runs, args.warmup)
+        notes += time_all(entries, args.runs, args.warmup)
         phases["latency"], tick = time.perf_counter() - tick, time.perf_counter()
     training = time_training(args.train_runs) if args.train_runs > 0 else []
+    memory = None if args.no_memory else saved_memory()
     phases["training"] = time.perf_counter() - tick
     load_after = os.getloadavg()
 
-    print(f"# MicroNet CPU benchmark: batch 1, {args.threads} thread(s), median of {args.runs} "
-          f"round-robin runs after {args.warmup} warm-up calls")
+    print(
+        f"# MicroNet CPU benchmark: batch 1, {args.threads} thread(s), median of {args.runs} "
+        f"round-robin runs after {args.warmup} warm-up calls"
+    )
     versions = [f"torch {torch.__version__}"]
     for name in ("onnxruntime", "openvino"):
         if name in runtimes:
             versions.append(f"{name} {__import__(name).__version__}")
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"{', '.join(versions)}; micronet kernels: {kernels.backend} ({kernels.reason}); "
-          f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/"
-          f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/"
-          f"{load_after[2]:.2f}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"{', '.join(versions)}; micronet kernels: {kernels.backend} ({kernels.reason}); "
+        f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/"
+        f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/"
+        f"{load_after[2]:.2f}"
+    )
     for note in notes:
         print(f"# {note}")
     print(table(entries, runtimes))
     if training:
         baseline = training[1][1]
-        print(f"\n# training step of MicroNet-M3, batch 32, 224x224, forward + backward, median "
-              f"of {args.train_runs}")
+        print(
+            f"\n# training step of MicroNet-M3, batch 32, 224x224, forward + backward, median "
+            f"of {args.train_runs}"
+        )
         print("| Dynamic Shift-Max | seconds | ratio to index gather |")
         print("| --- | ---: | ---: |")
         for name, seconds in training:
             print(f"| {name} | {seconds:.3f} | {seconds / baseline:.2f} |")
+    if memory:
+        lean, chain = (b / 2**20 for b in memory)
+        print(
+            f"\n# saved for backward, MicroNet-M3 backbone, 2x3x800x1216 (distinct storages "
+            f"autograd keeps): {lean:.0f} MiB with the core's Dynamic Shift-Max, {chain:.0f} "
+            f"MiB with its op chain ({1 - lean / chain:.1%} less)"
+        )
     if args.plot:
         plot(entries, runtimes, Path(args.plot))
         print(f"\nplot: {args.plot}")
-    print(f"total time {time.perf_counter() - started:.0f} s ("
-          + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in phases.items()) + ")")
+    print(
+        f"total time {time.perf_counter() - started:.0f} s ("
+        + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in phases.items())
+        + ")"
+    )
     return 0

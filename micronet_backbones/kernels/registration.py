@@ -15,8 +15,18 @@ _registered = False
 
 
 def _fused_shift_max(
-    x, fc1_weight_t, fc1_bias, fc2_weight_t, fc2_bias, low, high, shift_index, output_index,
-    spatial_weight, spatial_bias, spatial_gamma,
+    x,
+    fc1_weight_t,
+    fc1_bias,
+    fc2_weight_t,
+    fc2_bias,
+    low,
+    high,
+    shift_index,
+    output_index,
+    spatial_weight,
+    spatial_bias,
+    spatial_gamma,
 ):
     """(N, C, H, W) -> (N, C, H, W), contiguous, x's dtype."""
     return torch.empty_like(x, memory_format=torch.contiguous_format)

@@ -63,7 +63,9 @@ class _ShiftMax(torch.autograd.Function):
             if ctx.has_attention:
                 inputs.append(attention.detach().requires_grad_())
             with torch.enable_grad():
-                out = _reference(inputs[0], inputs[1], ctx.groups, inputs[2] if ctx.has_attention else None)
+                out = _reference(
+                    inputs[0], inputs[1], ctx.groups, inputs[2] if ctx.has_attention else None
+                )
                 grads = torch.autograd.grad(out, inputs, grad)
             grad_x, grad_a = grads[:2]
             grad_attention = grads[2] if ctx.has_attention else None
@@ -129,6 +131,16 @@ def fused_shift_max(
     if not native_available():
         raise RuntimeError("fused_shift_max needs the native extension (kernels.status())")
     return torch.ops.micronet.fused_shift_max(
-        x, fc1_weight_t, fc1_bias, fc2_weight_t, fc2_bias, low, high, shift_index,
-        output_index, spatial_weight, spatial_bias, spatial_gamma,
+        x,
+        fc1_weight_t,
+        fc1_bias,
+        fc2_weight_t,
+        fc2_bias,
+        low,
+        high,
+        shift_index,
+        output_index,
+        spatial_weight,
+        spatial_bias,
+        spatial_gamma,
     )

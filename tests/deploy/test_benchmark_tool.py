@@ -46,22 +46,49 @@ def test_calibration_sets_statistics_and_eval_mode(benchmark):
 def test_benchmark_runs(benchmark, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     plot = tmp_path / "latency.png"
-    assert benchmark.main(["--runs", "3", "--allow-few-runs", "--warmup", "1", "--models",
-                           "micronet_m0", "--no-pose", "--train-runs", "0", "--runtimes",
-                           "eager", "onnxruntime", "--plot", str(plot)]) == 0
+    assert (
+        benchmark.main(
+            [
+                "--runs",
+                "3",
+                "--allow-few-runs",
+                "--warmup",
+                "1",
+                "--models",
+                "micronet_m0",
+                "--no-pose",
+                "--train-runs",
+                "0",
+                "--no-memory",
+                "--runtimes",
+                "eager",
+                "onnxruntime",
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    for row in ("| MicroNet-M0 |", "| MicroNet-M0 fused |", "| mobilenet_v3_small x0.5 |",
-                "| mobilenet_v3_small x1.0 |", "load average", "micronet kernels:",
-                "| eager ms | eager ratio | onnxruntime ms | onnxruntime ratio |",
-                "| fastest runtime | fastest ms | fastest ratio |"):
+    for row in (
+        "| MicroNet-M0 |",
+        "| MicroNet-M0 fused |",
+        "| mobilenet_v3_small x0.5 |",
+        "| mobilenet_v3_small x1.0 |",
+        "load average",
+        "micronet kernels:",
+        "| eager ms | eager ratio | onnxruntime ms | onnxruntime ratio |",
+        "| fastest runtime | fastest ms | fastest ratio |",
+    ):
         assert row in out
     assert plot.is_file() and plot.stat().st_size > 10_000
 
 
 def test_tool_is_the_package_module():
     """tools/benchmark.py is a thin command line over the package module (no path edits)."""
-    result = subprocess.run([sys.executable, str(TOOL), "--help"], capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(TOOL), "--help"], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert "--runtimes" in result.stdout
 

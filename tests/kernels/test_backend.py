@@ -26,7 +26,10 @@ def test_reports_the_path_in_use():
 
 def run_python(code: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 
@@ -55,15 +58,18 @@ print("ok")
 
 
 def test_unknown_choice_is_a_clear_error():
-    result = run_python("from micronet_backbones import kernels; kernels.status()",
-                        MICRONET_KERNELS="fast")
+    result = run_python(
+        "from micronet_backbones import kernels; kernels.status()", MICRONET_KERNELS="fast"
+    )
     assert result.returncode != 0
     assert "MICRONET_KERNELS must be 'auto', 'native' or 'pytorch', got 'fast'" in result.stderr
 
 
 @pytest.mark.skipif(not kernels.native_available(), reason="native kernels not built")
 def test_native_choice_loads_the_extension():
-    result = run_python("from micronet_backbones import kernels; print(kernels.status().backend)",
-                        MICRONET_KERNELS="native")
+    result = run_python(
+        "from micronet_backbones import kernels; print(kernels.status().backend)",
+        MICRONET_KERNELS="native",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "native"

@@ -26,9 +26,7 @@ def fused_module(channels, groups, k, j, spatial, input_permuted, output, seed=0
     if input_permuted:
         fused.absorb_input_permutation(torch.randperm(channels))
     if output == "shuffle":
-        fused.output = ChannelPermutation(
-            torch.arange(channels).view(groups, -1).t().reshape(-1)
-        )
+        fused.output = ChannelPermutation(torch.arange(channels).view(groups, -1).t().reshape(-1))
     elif output == "gather":
         fused.output = ChannelPermutation(torch.randperm(channels))
     return fused
@@ -37,9 +35,17 @@ def fused_module(channels, groups, k, j, spatial, input_permuted, output, seed=0
 def native_call(fused: FusedShiftMax, x: torch.Tensor) -> torch.Tensor:
     spatial = fused.spatial_attention
     return kernels.fused_shift_max(
-        x, fused.fc1_weight_t, fused.fc1_bias, fused.fc2_weight_t, fused.fc2_bias, fused.low,
-        fused.high, fused.shift_index, None if fused.output is None else fused.output.index,
-        fused.spatial_weight if spatial else None, fused.spatial_bias if spatial else None,
+        x,
+        fused.fc1_weight_t,
+        fused.fc1_bias,
+        fused.fc2_weight_t,
+        fused.fc2_bias,
+        fused.low,
+        fused.high,
+        fused.shift_index,
+        None if fused.output is None else fused.output.index,
+        fused.spatial_weight if spatial else None,
+        fused.spatial_bias if spatial else None,
         fused.spatial_gamma if spatial else 1.0 / 3.0,
     )
 
@@ -56,8 +62,9 @@ def native_call(fused: FusedShiftMax, x: torch.Tensor) -> torch.Tensor:
         (720, 60, 2, 2, False, False, "shuffle", (1, 720, 7, 7)),
     ],
 )
-def test_native_equals_pytorch(monkeypatch, channels, groups, k, j, spatial, input_permuted,
-                               output, size):
+def test_native_equals_pytorch(
+    monkeypatch, channels, groups, k, j, spatial, input_permuted, output, size
+):
     if not kernels.native_available():
         pytest.skip(f"native kernels not built: {kernels.status().reason}")
     fused = fused_module(channels, groups, k, j, spatial, input_permuted, output)

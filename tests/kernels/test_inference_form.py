@@ -52,8 +52,11 @@ def check(model, x):
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("kind", ["classifier", "stride32", "stride16"])
 def test_native_inference_form_equals_the_model(arch, kind):
-    kwargs = {} if kind == "classifier" else {
-        "features_only": True, "output_stride": 16 if kind == "stride16" else 32}
+    kwargs = (
+        {}
+        if kind == "classifier"
+        else {"features_only": True, "output_stride": 16 if kind == "stride16" else 32}
+    )
     check(authors_model(arch, **kwargs), torch.randn(2, 3, 96, 128))
 
 
@@ -97,8 +100,9 @@ def test_pose_model_with_spatial_attention(arch):
     x = torch.randn(1, 3, 128, 96)
     with torch.no_grad(), kernels.pytorch_fallback():
         expected = head(model.backbone(x))
-    fused = fuse_heatmap_model(model.backbone.body, [head.stride8, head.stride4],
-                               head.final_layer, head.align_corners)
+    fused = fuse_heatmap_model(
+        model.backbone.body, [head.stride8, head.stride4], head.final_layer, head.align_corners
+    )
     with torch.no_grad(), OpLog() as log:
         actual = fused(x)
     assert "micronet::fused_shift_max" in log.names

@@ -53,8 +53,9 @@ def test_float32_values_and_gradients_equal_the_core(monkeypatch, backend, k, j,
     out = kernels.shift_max(ours[0], ours[1], groups, ours[2] if spatial else None)
     expected = reference(theirs[0], theirs[1], groups, theirs[2] if spatial else None)
     assert relative_error(out, expected) < 1e-6
-    for mine, want in zip(torch.autograd.grad(out, ours, grad),
-                          torch.autograd.grad(expected, theirs, grad)):
+    for mine, want in zip(
+        torch.autograd.grad(out, ours, grad), torch.autograd.grad(expected, theirs, grad)
+    ):
         assert relative_error(mine, want) < 1e-5
 
 
@@ -73,8 +74,9 @@ def test_ties_split_the_gradient_like_torch_maximum(monkeypatch, backend):
     fused = [(a[:, k, :, :, None, None] * x[:, None]).sum(1) for k in range(3)]  # rough check
     assert fused  # ties are present (the values are small integers)
     assert torch.equal(out, expected)
-    for mine, want in zip(torch.autograd.grad(out, ours, grad),
-                          torch.autograd.grad(expected, theirs, grad)):
+    for mine, want in zip(
+        torch.autograd.grad(out, ours, grad), torch.autograd.grad(expected, theirs, grad)
+    ):
         torch.testing.assert_close(mine, want, rtol=0, atol=1e-12)
 
 
