@@ -18,6 +18,8 @@ adapters = {
     # code shared by the OpenMMLab adapters (backbone, checkpoint compatibility, tool command line)
     "micronet_backbones.openmmlab": "openmmlab",
     "micronet_backbones.segmentation": "segmentation",
+    # MMDetection adapter; not `mmdet/`, which would shadow the real mmdet package in a checkout
+    "micronet_backbones.mmdetection": "mmdetection",
 }
 
 

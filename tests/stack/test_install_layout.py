@@ -12,6 +12,7 @@ ADAPTERS = {
     "pose": "pose",
     "openmmlab": "openmmlab",
     "segmentation": "segmentation",
+    "mmdetection": "mmdetection",
 }
 
 
