@@ -8,7 +8,7 @@
    with MMEngine's ``Runner`` and ``configs/segmentation/micronet-m3_mraspp_synthetic-128x128.py``,
    and evaluates it again;
 3. reloads the saved checkpoint with ``mmseg.apis.init_model``, runs ``inference_model`` on
-   validation images and draws ground truth | predicted masks with MMSegmentation's
+   validation images and draws image | ground truth | predicted masks with MMSegmentation's
    ``SegLocalVisualizer`` into ``OUT/predictions.png``;
 4. writes the figures to ``OUT/summary.json``.
 
@@ -71,7 +71,7 @@ def quickstart_config(config: Path, data_root: Path, work_dir: Path, iters: int 
 def draw_predictions(
     config, checkpoint: Path, image_dir: Path, label_dir: Path, out_file: Path, num_images: int
 ) -> int:
-    """Draw ground truth | prediction for the first ``num_images`` val images into one PNG.
+    """Draw image | ground truth | prediction for the first ``num_images`` val images into one PNG.
 
     Returns the number of images drawn.
     """
@@ -91,25 +91,23 @@ def draw_predictions(
         labels = cv2.imread(str(Path(label_dir) / path.name), cv2.IMREAD_UNCHANGED)
         result.gt_sem_seg = PixelData(data=torch.from_numpy(labels.astype(np.int64))[None])
         rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-        visualizer.add_datasample(
-            "prediction",
-            rgb,
-            data_sample=result,
-            draw_gt=True,
-            draw_pred=True,
-            show=False,
-            with_labels=False,
-        )
-        # one tile: the image, then ground truth | prediction drawn over it
-        tiles.append(np.concatenate([rgb, visualizer.get_image()], axis=1))
-    drawn = len(tiles)
+        drawn = []
+        for gt in (True, False):  # the visualizer keeps the last drawing: one call for each
+            visualizer.add_datasample(
+                "prediction", rgb, data_sample=result, draw_gt=gt, draw_pred=not gt,
+                show=False, with_labels=False,
+            )  # fmt: skip
+            drawn.append(visualizer.get_image())
+        # one tile: the image, the ground truth and the prediction drawn over it
+        tiles.append(np.concatenate([rgb, *drawn], axis=1))
+    count = len(tiles)
     columns = 2 if len(tiles) > 1 else 1
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
     rows = [np.concatenate(tiles[i : i + columns], axis=1) for i in range(0, len(tiles), columns)]
     out_file.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out_file), cv2.cvtColor(np.concatenate(rows), cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write {out_file}")
-    return drawn
+    return count
 
 
 def main(argv: list[str] | None = None) -> dict:

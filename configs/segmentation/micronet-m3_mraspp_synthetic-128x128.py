@@ -14,7 +14,7 @@ _base_ = ["./micronet-m3_mraspp_4xb4-240e_cityscapes-512x1024.py"]
 
 data_root = "output/quickstart/segmentation/data/"
 crop_size = (128, 128)
-iters = 300
+iters = 200
 metainfo = dict(
     classes=("background", "disc", "square", "triangle", "star"),
     palette=[[0, 0, 0], [220, 60, 60], [60, 200, 80], [70, 110, 230], [235, 200, 40]],
