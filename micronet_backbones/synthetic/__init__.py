@@ -6,7 +6,9 @@ drawing on top:
 * :mod:`.shapes`: squares, circles and triangles on varied backgrounds, for detection
   (:func:`make_shapes_dataset`);
 * :mod:`.figures`: stick figures with the 17 COCO joints, for pose estimation
-  (:func:`make_coco_keypoints`).
+  (:func:`make_coco_keypoints`);
+* :mod:`.segmentation_scenes`: shapes of four classes on textured backgrounds with a label map
+  per image, for semantic segmentation (``make_segmentation_scenes``).
 
 Drawing and writing use OpenCV (``pip install opencv-python-headless``), which the core does not
 otherwise need; the core's model code never imports this package.
