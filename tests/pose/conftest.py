@@ -10,8 +10,9 @@ import pytest
 @pytest.fixture(scope="session", autouse=True)
 def mmpose_registry():
     """MMPose's modules and ours registered, MMPose as the default scope."""
-    import micronet_backbones.pose  # noqa: F401  (registers MicroNet and MicroBlockHead)
     from mmpose.utils import register_all_modules
+
+    import micronet_backbones.pose  # noqa: F401  (registers MicroNet and MicroBlockHead)
 
     register_all_modules(init_default_scope=True)
 
