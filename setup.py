@@ -39,8 +39,10 @@ def native_kernels() -> tuple[list, dict]:
         from torch.utils.cpp_extension import BuildExtension, CppExtension
     except ImportError:
         return [], {}
-    sources = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "micronet_backbones" /
-                                                                 "kernels" / "csrc").glob("*.cpp"))
+    sources = sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "micronet_backbones" / "kernels" / "csrc").glob("*.cpp")
+    )
     extension = CppExtension(
         "micronet_backbones.kernels._C",
         sources,
@@ -53,9 +55,7 @@ def native_kernels() -> tuple[list, dict]:
 
 ext_modules, cmdclass = native_kernels()
 sub_packages = [
-    f"{name}.{sub}"
-    for name, folder in adapters.items()
-    for sub in find_packages(where=folder)
+    f"{name}.{sub}" for name, folder in adapters.items() for sub in find_packages(where=folder)
 ]
 
 setup(

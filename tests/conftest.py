@@ -32,4 +32,3 @@ def authors_checkpoint(tmp_path_factory):
         return paths[name]
 
     return get
-

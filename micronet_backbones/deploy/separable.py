@@ -126,8 +126,12 @@ class MergedSeparableConv(nn.Module):
             return False
         _, i, kh, kw = self.weight.shape
         return (
-            i == 1 and kh == kw and kh in (3, 5) and self.stride[0] == self.stride[1]
-            and self.stride[0] in (1, 2) and self.padding[0] == self.padding[1]
+            i == 1
+            and kh == kw
+            and kh in (3, 5)
+            and self.stride[0] == self.stride[1]
+            and self.stride[0] in (1, 2)
+            and self.padding[0] == self.padding[1]
             and kernels.native_available()
         )
 

@@ -153,9 +153,17 @@ class FusedShiftMax(nn.Module):
         one ``micronet::fused_shift_max`` call: two passes over x."""
         spatial = self.spatial_attention
         return kernels.fused_shift_max(
-            x, self.fc1_weight_t, self.fc1_bias, self.fc2_weight_t, self.fc2_bias, self.low,
-            self.high, self.shift_index, None if self.output is None else self.output.index,
-            self.spatial_weight if spatial else None, self.spatial_bias if spatial else None,
+            x,
+            self.fc1_weight_t,
+            self.fc1_bias,
+            self.fc2_weight_t,
+            self.fc2_bias,
+            self.low,
+            self.high,
+            self.shift_index,
+            None if self.output is None else self.output.index,
+            self.spatial_weight if spatial else None,
+            self.spatial_bias if spatial else None,
             self.spatial_gamma if spatial else 1.0 / 3.0,
         )
 

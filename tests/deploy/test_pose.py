@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from deploy_helpers import TOLERANCE, randomize, relative_error
+
 from micronet_backbones.deploy import fuse_heatmap_model
 
 pytest.importorskip("mmpose")
@@ -74,8 +74,7 @@ def test_pose_export(tmp_path):
     fused = fuse_heatmap_model(
         model.backbone.body, [head.stride8, head.stride4], head.final_layer, head.align_corners
     )
-    report = export_onnx(fused, tmp_path / "pose.onnx", (1, 3, 256, 192),
-                         output_names=["heatmaps"])
+    report = export_onnx(fused, tmp_path / "pose.onnx", (1, 3, 256, 192), output_names=["heatmaps"])
     session = onnxruntime_session(report.path)
     x = torch.randn(2, 3, 256, 192)
     (heatmaps,) = session.run(None, {"images": x.numpy()})
@@ -85,7 +84,11 @@ def test_pose_export(tmp_path):
 def test_pose_export_tool(tmp_path, capsys, export_tool):
     pytest.importorskip("onnxruntime")
     out = tmp_path / "pose.onnx"
-    assert export_tool.main(["--kind", "pose", "--pose-config", str(CONFIGS["m3"]),
-                             "--output", str(out)]) == 0
+    assert (
+        export_tool.main(
+            ["--kind", "pose", "--pose-config", str(CONFIGS["m3"]), "--output", str(out)]
+        )
+        == 0
+    )
     assert "heatmaps" in capsys.readouterr().out
     assert out.is_file()

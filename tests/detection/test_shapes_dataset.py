@@ -15,17 +15,25 @@ from micronet_backbones.synthetic.shapes import CATEGORIES, make_shapes_dataset
 
 @pytest.fixture(scope="module")
 def small_set(tmp_path_factory):
-    return make_shapes_dataset(tmp_path_factory.mktemp("shapes") / "set", num_train=12, num_val=4, seed=3)
+    return make_shapes_dataset(
+        tmp_path_factory.mktemp("shapes") / "set", num_train=12, num_val=4, seed=3
+    )
 
 
 def test_the_set_is_valid_coco_with_boxes_inside_the_images(small_set):
     pycocotools_coco = pytest.importorskip("pycocotools.coco")
-    for json_path, image_dir, count in ((small_set.train.ann_file, small_set.train.image_dir, 12),
-                                        (small_set.val.ann_file, small_set.val.image_dir, 4)):
+    for json_path, image_dir, count in (
+        (small_set.train.ann_file, small_set.train.image_dir, 12),
+        (small_set.val.ann_file, small_set.val.image_dir, 4),
+    ):
         with contextlib.redirect_stdout(io.StringIO()):
             coco = pycocotools_coco.COCO(str(json_path))
         assert len(coco.getImgIds()) == count
-        assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["square", "circle", "triangle"]
+        assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == [
+            "square",
+            "circle",
+            "triangle",
+        ]
         for image in coco.loadImgs(coco.getImgIds()):
             with Image.open(image_dir / image["file_name"]) as picture:
                 assert picture.size == (image["width"], image["height"])
@@ -41,7 +49,9 @@ def test_the_set_is_valid_coco_with_boxes_inside_the_images(small_set):
 
 def test_same_seed_same_set_and_settings_are_checked(small_set, tmp_path):
     again = make_shapes_dataset(tmp_path / "again", num_train=12, num_val=4, seed=3)
-    assert json.loads(again.train.ann_file.read_text()) == json.loads(small_set.train.ann_file.read_text())
+    assert json.loads(again.train.ann_file.read_text()) == json.loads(
+        small_set.train.ann_file.read_text()
+    )
     first = np.asarray(Image.open(small_set.train.image_dir / "000001.jpg"))
     assert np.array_equal(first, np.asarray(Image.open(again.train.image_dir / "000001.jpg")))
     # Re-using a folder made with the same settings writes nothing; other settings are refused.

@@ -34,29 +34,54 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_NET = REPO_ROOT / "tools" / "train_net.py"
 QUICKSTART = REPO_ROOT / "configs" / "detection" / "quickstart"
 
-FASTER_RCNN = {"config": QUICKSTART / "faster_rcnn_micronet_m3_fpn_shapes.yaml", "opts": ["DATALOADER.NUM_WORKERS", "0"]}
-RETINANET = {"config": QUICKSTART / "retinanet_micronet_m3_fpn_shapes.yaml", "opts": ["DATALOADER.NUM_WORKERS", "0"]}
+FASTER_RCNN = {
+    "config": QUICKSTART / "faster_rcnn_micronet_m3_fpn_shapes.yaml",
+    "opts": ["DATALOADER.NUM_WORKERS", "0"],
+}
+RETINANET = {
+    "config": QUICKSTART / "retinanet_micronet_m3_fpn_shapes.yaml",
+    "opts": ["DATALOADER.NUM_WORKERS", "0"],
+}
 
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
-    data = make_shapes_dataset(tmp_path_factory.mktemp("shapes") / "set", num_train=240, num_val=40,
-                               **SHAPES)
+    data = make_shapes_dataset(
+        tmp_path_factory.mktemp("shapes") / "set", num_train=240, num_val=40, **SHAPES
+    )
     return [
-        "--register-coco", "shapes_train", str(data.train.ann_file), str(data.train.image_dir),
-        "--register-coco", "shapes_val", str(data.val.ann_file), str(data.val.image_dir),
+        "--register-coco",
+        "shapes_train",
+        str(data.train.ann_file),
+        str(data.train.image_dir),
+        "--register-coco",
+        "shapes_val",
+        str(data.val.ann_file),
+        str(data.val.image_dir),
     ]
 
 
 def _command(shapes, model, output_dir, flags=(), opts=()):
     """train_net.py [flags] --config-file ... --register-coco ... OUTPUT_DIR ... [opts]."""
-    return [sys.executable, str(TRAIN_NET), *flags, "--config-file", str(model["config"]), *shapes,
-            "OUTPUT_DIR", str(output_dir), *model["opts"], *opts]
+    return [
+        sys.executable,
+        str(TRAIN_NET),
+        *flags,
+        "--config-file",
+        str(model["config"]),
+        *shapes,
+        "OUTPUT_DIR",
+        str(output_dir),
+        *model["opts"],
+        *opts,
+    ]
 
 
 def _run(command, timeout=900):
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    assert result.returncode == 0, (
+        f"{' '.join(command)}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    )
     return result
 
 
@@ -82,23 +107,36 @@ def test_faster_rcnn_micronet_m3_fpn_learns(shapes, tmp_path, record_property):
     after = _bbox(tmp_path / "train")
     record_property("AP50_before", ap50_before)
     record_property("AP50_after", after["AP50"])
-    print(f"\nFaster R-CNN MicroNet-M3-FPN bbox AP50 before {ap50_before:.1f}, after {after['AP50']:.1f} (AP {after['AP']:.1f})")
+    print(
+        f"\nFaster R-CNN MicroNet-M3-FPN bbox AP50 before {ap50_before:.1f}, after {after['AP50']:.1f} (AP {after['AP']:.1f})"
+    )
     assert after["AP50"] >= 50.0
     assert after["AP50"] >= ap50_before + 40.0
     # The trained detector exported (TorchScript, ONNX) gives Detectron2's detections.
-    exported = assert_exports_match(FASTER_RCNN["config"], tmp_path / "train" / "model_final.pth",
-                                    _val_images(shapes), tmp_path / "export")
+    exported = assert_exports_match(
+        FASTER_RCNN["config"],
+        tmp_path / "train" / "model_final.pth",
+        _val_images(shapes),
+        tmp_path / "export",
+    )
     print(f"exported Faster R-CNN matches Detectron2's inference: {exported}")
 
 
-def test_retinanet_micronet_m3_fpn_learns_through_a_stop_and_resume(shapes, tmp_path, record_property):
+def test_retinanet_micronet_m3_fpn_learns_through_a_stop_and_resume(
+    shapes, tmp_path, record_property
+):
     """Stop the training at its first checkpoint (a killed process), then --resume to the end."""
     ap50_before = _ap50_before_training(shapes, RETINANET, tmp_path)
     output_dir = tmp_path / "train"
     command = _command(shapes, RETINANET, output_dir, opts=["SOLVER.CHECKPOINT_PERIOD", "100"])
 
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     last_checkpoint = output_dir / "last_checkpoint"
     deadline = time.monotonic() + 900
     try:
@@ -111,26 +149,42 @@ def test_retinanet_micronet_m3_fpn_learns_through_a_stop_and_resume(shapes, tmp_
         process.wait()
     stopped_at = last_checkpoint.read_text().strip()
     assert stopped_at.startswith("model_") and stopped_at != "model_final.pth"
-    saved_iteration = int(stopped_at[len("model_"):-len(".pth")])
+    saved_iteration = int(stopped_at[len("model_") : -len(".pth")])
     assert not (output_dir / "model_final.pth").exists()
 
     log_before = (output_dir / "log.txt").read_text()
-    _run(_command(shapes, RETINANET, output_dir, flags=["--resume"], opts=["SOLVER.CHECKPOINT_PERIOD", "100"]))
-    log = (output_dir / "log.txt").read_text()[len(log_before):]
+    _run(
+        _command(
+            shapes,
+            RETINANET,
+            output_dir,
+            flags=["--resume"],
+            opts=["SOLVER.CHECKPOINT_PERIOD", "100"],
+        )
+    )
+    log = (output_dir / "log.txt").read_text()[len(log_before) :]
     assert f"Loading from {output_dir / stopped_at}" in log
     assert f"Starting training from iteration {saved_iteration + 1}" in log
     rows = [json.loads(line) for line in (output_dir / "metrics.json").read_text().splitlines()]
-    training_iterations = [row["iteration"] for row in rows if "total_loss" in row]  # not the evaluation's row
+    training_iterations = [
+        row["iteration"] for row in rows if "total_loss" in row
+    ]  # not the evaluation's row
     max_iter = yaml.safe_load(RETINANET["config"].read_text())["SOLVER"]["MAX_ITER"]
     assert training_iterations[-1] == max_iter - 1 and (output_dir / "model_final.pth").exists()
 
     after = _bbox(output_dir)
     record_property("AP50_before", ap50_before)
     record_property("AP50_after", after["AP50"])
-    print(f"\nRetinaNet MicroNet-M3-FPN bbox AP50 before {ap50_before:.1f}, after {after['AP50']:.1f} (AP {after['AP']:.1f})")
+    print(
+        f"\nRetinaNet MicroNet-M3-FPN bbox AP50 before {ap50_before:.1f}, after {after['AP50']:.1f} (AP {after['AP']:.1f})"
+    )
     assert after["AP50"] >= 50.0
     assert after["AP50"] >= ap50_before + 40.0
     # The trained detector exported (TorchScript, ONNX) gives Detectron2's detections.
-    exported = assert_exports_match(RETINANET["config"], output_dir / "model_final.pth",
-                                    _val_images(shapes), tmp_path / "export")
+    exported = assert_exports_match(
+        RETINANET["config"],
+        output_dir / "model_final.pth",
+        _val_images(shapes),
+        tmp_path / "export",
+    )
     print(f"exported RetinaNet matches Detectron2's inference: {exported}")

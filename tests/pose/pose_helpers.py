@@ -14,8 +14,11 @@ M2_COCO = CONFIG_DIR / "micronet-m2_8xb32-250e_coco-256x192.py"
 def point_config_at(cfg, data_root: Path):
     """Point every dataset and evaluator of an MMPose config at a generated set."""
     root = str(data_root).rstrip("/") + "/"
-    for key, split in (("train_dataloader", "train"), ("val_dataloader", "val"),
-                       ("test_dataloader", "val")):
+    for key, split in (
+        ("train_dataloader", "train"),
+        ("val_dataloader", "val"),
+        ("test_dataloader", "val"),
+    ):
         loader = cfg.get(key)
         if loader is None:
             continue

@@ -25,7 +25,9 @@ def test_micronet_m3_learns_the_generated_keypoints(tmp_path, record_property):
     from micronet_backbones.synthetic.figures import make_coco_keypoints
 
     make_coco_keypoints(tmp_path / "data", num_train=NUM_TRAIN, num_val=NUM_VAL, seed=0)
-    cfg = quickstart_config(SYNTHETIC, tmp_path / "data", tmp_path / "work")  # its schedule as it is
+    cfg = quickstart_config(
+        SYNTHETIC, tmp_path / "data", tmp_path / "work"
+    )  # its schedule as it is
     runner = Runner.from_cfg(cfg)
     logging.getLogger("mmengine").setLevel(logging.WARNING)
 

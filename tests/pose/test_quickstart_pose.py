@@ -19,8 +19,18 @@ from pose_helpers import REPO_ROOT
 @pytest.mark.slow
 def test_quickstart_chain_writes_a_summary_and_a_skeletons_png(tmp_path):
     command = [
-        sys.executable, str(REPO_ROOT / "tools" / "quickstart_pose.py"), "--out", str(tmp_path),
-        "--num-train", "8", "--num-val", "4", "--epochs", "1", "--num-drawn", "4",
+        sys.executable,
+        str(REPO_ROOT / "tools" / "quickstart_pose.py"),
+        "--out",
+        str(tmp_path),
+        "--num-train",
+        "8",
+        "--num-val",
+        "4",
+        "--epochs",
+        "1",
+        "--num-drawn",
+        "4",
     ]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]

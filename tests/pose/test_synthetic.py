@@ -23,7 +23,9 @@ def test_written_set_is_coco_keypoints_and_deterministic(tmp_path):
         assert len(coco["images"]) == len(coco["annotations"]) == count
         category = coco["categories"][0]
         assert category["id"] == 1 and category["name"] == "person"
-        assert category["keypoints"] == list(COCO_KEYPOINT_NAMES) and len(category["skeleton"]) == 19
+        assert (
+            category["keypoints"] == list(COCO_KEYPOINT_NAMES) and len(category["skeleton"]) == 19
+        )
         for image, ann in zip(coco["images"], coco["annotations"]):
             assert ann["image_id"] == image["id"] and ann["category_id"] == 1
             assert ann["iscrowd"] == 0 and ann["num_keypoints"] == 17

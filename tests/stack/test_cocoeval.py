@@ -18,13 +18,22 @@ def _ground_truth(rng):
         for _ in range(3):
             w, h = rng.uniform(20, 60, size=2)
             x, y = rng.uniform(0, 200 - w), rng.uniform(0, 150 - h)
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": int(rng.integers(1, 3)),
-                "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0,
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": int(rng.integers(1, 3)),
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
     coco = COCO()
-    coco.dataset = {"images": images, "annotations": annotations,
-                    "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+    coco.dataset = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
@@ -42,8 +51,15 @@ def _bbox_ap(coco, detections):
 def test_perfect_predictions_score_ap_one_and_jittered_ones_less():
     rng = np.random.default_rng(0)
     coco = _ground_truth(rng)
-    perfect = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": list(a["bbox"]),
-                "score": 0.9} for a in coco.dataset["annotations"]]
+    perfect = [
+        {
+            "image_id": a["image_id"],
+            "category_id": a["category_id"],
+            "bbox": list(a["bbox"]),
+            "score": 0.9,
+        }
+        for a in coco.dataset["annotations"]
+    ]
     assert _bbox_ap(coco, perfect) == pytest.approx(1.0)
 
     jittered = []

@@ -24,11 +24,16 @@ def _faster_rcnn_r50_fpn():
 
 
 def _sample(height, width, with_targets):
-    sample = {"image": torch.randint(0, 255, (3, height, width), dtype=torch.uint8).float(),
-              "height": height, "width": width}
+    sample = {
+        "image": torch.randint(0, 255, (3, height, width), dtype=torch.uint8).float(),
+        "height": height,
+        "width": width,
+    }
     if with_targets:
         instances = Instances((height, width))
-        instances.gt_boxes = Boxes(torch.tensor([[10.0, 12.0, 60.0, 70.0], [40.0, 30.0, 120.0, 90.0]]))
+        instances.gt_boxes = Boxes(
+            torch.tensor([[10.0, 12.0, 60.0, 70.0], [40.0, 30.0, 120.0, 90.0]])
+        )
         instances.gt_classes = torch.tensor([0, 2])
         sample["instances"] = instances
     return sample

@@ -9,9 +9,7 @@ mmpose = pytest.importorskip("mmpose")
 def test_mmcv_ops_nms_runs():
     from mmcv.ops import nms
 
-    boxes = torch.tensor(
-        [[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [50.0, 50.0, 60.0, 60.0]]
-    )
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [50.0, 50.0, 60.0, 60.0]])
     scores = torch.tensor([0.9, 0.8, 0.7])
     dets, keep = nms(boxes, scores, iou_threshold=0.5)
     assert keep.tolist() == [0, 2]
@@ -38,7 +36,9 @@ def test_topdown_pose_estimator_with_mobilenetv2_extracts_features():
                 in_channels=1280,
                 out_channels=17,
                 loss=dict(type="KeypointMSELoss", use_target_weight=True),
-                decoder=dict(type="MSRAHeatmap", input_size=(192, 256), heatmap_size=(48, 64), sigma=2),
+                decoder=dict(
+                    type="MSRAHeatmap", input_size=(192, 256), heatmap_size=(48, 64), sigma=2
+                ),
             ),
         )
     )

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-# timm.models, not just timm: tests/ is on sys.path, where tests/timm is a namespace package.
 pytest.importorskip("timm.models")
 
 import timm  # noqa: E402
