@@ -10,7 +10,6 @@ detections (at least one per image), same classes, boxes and scores to float tol
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -22,21 +21,12 @@ from micronet_backbones.detection.export import (
     load_exported,
     preprocess,
 )
+from micronet_backbones.detection.export_cli import main as export_main
 from micronet_backbones.detection.training import build_config
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NUM_IMAGES = 6
 BOX_ATOL = 1e-3  # pixels (boxes are tens of pixels; float32 rounding gives ~1e-5)
 SCORE_ATOL = 1e-5
-
-
-def _export_tool():
-    spec = importlib.util.spec_from_file_location(
-        "micronet_export_detector", REPO_ROOT / "tools" / "export_detector.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class _Args:
@@ -66,9 +56,8 @@ def _assert_same_detections(actual, expected, where: str) -> None:
 def assert_exports_match(config: Path, weights: Path, image_dir: Path, output_dir: Path) -> dict:
     images = sorted(Path(image_dir).glob("*.*"))[: NUM_IMAGES + 1]
     sample, others = images[0], images[1:]
-    tool = _export_tool()
     paths = {
-        fmt: tool.main(
+        fmt: export_main(
             [
                 "--format",
                 fmt,

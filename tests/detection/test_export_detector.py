@@ -27,6 +27,7 @@ from micronet_backbones.detection.export import (  # noqa: E402
     preprocess,
     use_inference_form,
 )
+from micronet_backbones.detection.export_cli import main as export_main  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COCO_CONFIG = REPO_ROOT / "configs" / "detection" / "faster_rcnn_micronet_m3_fpn_3x.yaml"
@@ -127,17 +128,7 @@ def test_preprocess_resizes_as_the_config_says():
         preprocess(cfg, image[:, :, 0])
 
 
-def _export_tool():
-    spec = importlib.util.spec_from_file_location(
-        "micronet_export_detector", REPO_ROOT / "tools" / "export_detector.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_export_tool_needs_weights_and_an_image(tmp_path):
-    tool = _export_tool()
     config = str(
         REPO_ROOT
         / "configs"
@@ -147,10 +138,10 @@ def test_export_tool_needs_weights_and_an_image(tmp_path):
     )
     common = ["--config-file", config, "--output", str(tmp_path / "out")]
     with pytest.raises(ValueError, match="MODEL.WEIGHTS is empty"):
-        tool.main([*common, "--sample-image", "x.png"])
+        export_main([*common, "--sample-image", "x.png"])
     with pytest.raises(FileNotFoundError, match="missing.pth"):
-        tool.main(
+        export_main(
             [*common, "--sample-image", "x.png", "MODEL.WEIGHTS", str(tmp_path / "missing.pth")]
         )
     with pytest.raises(SystemExit):  # only Detectron2's tracing method is offered
-        tool.main([*common, "--sample-image", "x.png", "--export-method", "caffe2_tracing"])
+        export_main([*common, "--sample-image", "x.png", "--export-method", "caffe2_tracing"])
