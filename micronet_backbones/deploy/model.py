@@ -6,9 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import kernels
 from ..model import ClassifierHead, MicroNet, check_image_batch
 from .blocks import fuse_block, fuse_stem
 from .folding import fold_linear_batchnorm
+from .permutation import exporting
 
 __all__ = ["FusedClassifierHead", "InferenceMicroNet", "to_inference_form"]
 
@@ -42,6 +44,12 @@ class InferenceMicroNet(nn.Module):
     :func:`to_inference_form`). Same inputs and outputs as the model it was made from:
     (N, 3, H, W) -> logits (N, num_classes), or with ``features_only`` a list of feature maps
     described by ``feature_info``. Holds buffers only (no parameters): it is not trainable.
+
+    With the native kernels built, an eager float32 CPU call runs the whole network as one
+    ``micronet::Runner`` call (:mod:`~micronet_backbones.deploy.native_runner`, built on first
+    use); :meth:`execution_path` says which path a call takes. ``torch.compile`` and ONNX export
+    trace the layer-by-layer path (the same function; the layers use the native per-layer
+    operators where they apply).
     """
 
     def __init__(self, model: MicroNet) -> None:
@@ -68,10 +76,60 @@ class InferenceMicroNet(nn.Module):
             self._taps = frozenset()
             self.head = FusedClassifierHead(model.head)
         self.blocks = nn.Sequential(*blocks)
+        self._runner = None  # micronet::Runner, built on first native call
+        self._runner_error: str | None = None
         self.eval()
+
+    def execution_path(self, x: torch.Tensor) -> str:
+        """How ``self(x)`` runs: ``"runner"`` (one native call for the whole network),
+        ``"layers (native kernels)"`` or ``"layers (pytorch)"``."""
+        if self._native_runner(x) is not None:
+            return "runner"
+        return "layers (native kernels)" if kernels.native_available() else "layers (pytorch)"
+
+    def _native_runner(self, x: torch.Tensor):
+        """The runner for this call, or None: eager (not tracing, exporting or compiling),
+        float32 CPU input, native kernels built with the runner, and every layer supported."""
+        from .native_runner import RunnerUnsupported, build_runner, runner_available
+
+        if (
+            x.dtype != torch.float32
+            or x.device.type != "cpu"
+            or exporting()
+            or torch.compiler.is_compiling()
+            or self._runner_error is not None
+            or not runner_available()
+        ):
+            return None
+        if self._runner is None:
+            try:
+                self._runner = build_runner(self)
+            except RunnerUnsupported as error:
+                self._runner_error = str(error)
+                return None
+        return self._runner
+
+    def _apply(self, fn, recurse=True):
+        # Moving or casting the buffers invalidates the runner, which points into them.
+        self._runner, self._runner_error = None, None
+        return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._runner, self._runner_error = None, None
+        return super()._load_from_state_dict(*args, **kwargs)
+
+    def __getstate__(self):
+        # (pickle, deepcopy) the runner is a native object: rebuilt on first use.
+        state = self.__dict__.copy()
+        state["_runner"], state["_runner_error"] = None, None
+        return state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         check_image_batch(x)
+        runner = self._native_runner(x)
+        if runner is not None:
+            outputs = runner.run(x)
+            return list(outputs) if self.features_only else outputs[0]
         x = self.stem(x)
         if not self.features_only:
             return self.head(self.blocks(x))
