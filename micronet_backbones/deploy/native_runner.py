@@ -16,6 +16,9 @@ keeps its layer-by-layer path (which is also what ``torch.compile`` and ONNX exp
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -29,17 +32,36 @@ from .pointwise import FusedPointwise
 from .separable import MergedSeparableConv
 from .shift_max import FusedShiftMax
 
-__all__ = ["RunnerUnsupported", "build_runner", "runner_available"]
+__all__ = ["RunnerUnsupported", "build_runner", "layer_by_layer", "runner_available"]
 
 
 class RunnerUnsupported(ValueError):
     """The model holds a layer (or a chain of layers) the native runner has no step for."""
 
 
+_layer_by_layer = False
+
+
 def runner_available() -> bool:
-    """True when the native kernels are loaded and include ``micronet::Runner``."""
-    if not kernels.native_available():
-        return False
+    """True when the native kernels are loaded and include ``micronet::Runner`` (and no
+    :func:`layer_by_layer` block is active)."""
+    return not _layer_by_layer and kernels.native_available() and _runner_registered()
+
+
+@contextlib.contextmanager
+def layer_by_layer() -> Iterator[None]:
+    """Within the block, inference forms run layer by layer, the runner unused (to time or test
+    both paths in one process; not thread-safe)."""
+    global _layer_by_layer
+    previous, _layer_by_layer = _layer_by_layer, True
+    try:
+        yield
+    finally:
+        _layer_by_layer = previous
+
+
+@functools.cache
+def _runner_registered() -> bool:
     try:
         torch.classes.micronet.Runner  # noqa: B018  (raises when the class is not registered)
     except (RuntimeError, AttributeError):

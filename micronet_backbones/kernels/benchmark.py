@@ -52,6 +52,7 @@ from torch import nn
 
 import micronet_backbones as mb
 from micronet_backbones.deploy import to_inference_form
+from micronet_backbones.deploy.native_runner import layer_by_layer
 from micronet_backbones.deploy.onnx_export import export_onnx, onnxruntime_session
 from micronet_backbones.ops import DynamicShiftMax
 
@@ -95,6 +96,19 @@ class Entry:
         timed = {rt: self.median_ms(rt) for rt in self.times if self.times[rt]}
         best = min(timed, key=timed.get)
         return best, timed[best]
+
+
+class _LayerByLayer(nn.Module):
+    """Runs an inference form layer by layer (native per-layer kernels, no whole-network
+    runner): what the runner saves."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        with layer_by_layer():
+            return self.module(x)
 
 
 class _Fallback(nn.Module):
@@ -154,6 +168,16 @@ def classification_entries(names: list[str]) -> list[Entry]:
         entries.append(Entry(f"MicroNet-{short}", "micronet", model, shape, madds))
         entries.append(Entry(f"MicroNet-{short} fused", "micronet fused", fused, shape, madds))
         if status().backend == "native":
+            entries.append(
+                Entry(
+                    f"MicroNet-{short} fused, layer by layer",
+                    "micronet fused",
+                    _LayerByLayer(fused),
+                    shape,
+                    madds,
+                    runtimes=("eager",),
+                )
+            )
             entries.append(
                 Entry(
                     f"MicroNet-{short} fused, PyTorch ops",

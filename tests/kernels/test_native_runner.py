@@ -1,0 +1,142 @@
+"""The whole-network native runner (micronet::Runner): what an eager float32 CPU call of the
+inference form runs when the kernels are built. Equal to the model on PyTorch ops (1e-5
+relative) for M0-M3, classifier and stride-32/16 features; falls back to the layer path where
+it does not apply, and survives copies, casts and state-dict loads."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+import torch
+from kernel_helpers import authors_model
+from micronet_testing import ARCHS, relative_error
+
+from micronet_backbones import kernels
+from micronet_backbones.deploy import native_runner, to_inference_form
+
+TOLERANCE = 1e-5
+
+pytestmark = pytest.mark.skipif(
+    not native_runner.runner_available(),
+    reason=f"native runner not built: {kernels.status().reason}",
+)
+
+KINDS = {
+    "classifier": {},
+    "stride32": {"features_only": True},
+    "stride16": {"features_only": True, "output_stride": 16},
+}
+
+
+def as_list(out):
+    return [out] if isinstance(out, torch.Tensor) else list(out)
+
+
+def reference(model, x):
+    with torch.no_grad(), kernels.pytorch_fallback():
+        return as_list(model.eval()(x))
+
+
+def assert_equal_outputs(actual, expected):
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        assert a.shape == e.shape
+        assert relative_error(a, e) < TOLERANCE
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_runner_equals_the_model(arch, kind):
+    model = authors_model(arch, **KINDS[kind])
+    fast = to_inference_form(model)
+    for shape in [(2, 3, 96, 128), (1, 3, 67, 45)]:  # even and odd sizes
+        x = torch.randn(shape)
+        assert fast.execution_path(x) == "runner"
+        with torch.no_grad():
+            actual = as_list(fast(x))
+        assert_equal_outputs(actual, reference(model, x))
+
+
+def test_runner_equals_the_layer_path():
+    fast = to_inference_form(authors_model("m3", features_only=True))
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        with_runner = fast(x)
+        with native_runner.layer_by_layer():
+            assert fast.execution_path(x) == "layers (native kernels)"
+            layers = fast(x)
+    assert_equal_outputs(with_runner, layers)
+
+
+def test_runner_splits_channels_over_threads():
+    fast = to_inference_form(authors_model("m2"))
+    x = torch.randn(1, 3, 96, 96)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            one = fast(x)
+        torch.set_num_threads(2)
+        with torch.no_grad():
+            two = fast(x)
+    finally:
+        torch.set_num_threads(threads)
+    assert relative_error(two, one) < TOLERANCE
+
+
+def test_paths_outside_the_runner():
+    fast = to_inference_form(authors_model("m0"))
+    x = torch.randn(1, 3, 64, 64)
+    assert fast.execution_path(x.double()) != "runner"  # float64: the layer path
+    with kernels.pytorch_fallback():
+        assert fast.execution_path(x) == "layers (pytorch)"
+
+
+def test_copies_casts_and_state_dict_loads_rebuild_the_runner():
+    model = authors_model("m1")
+    fast = to_inference_form(model)
+    x = torch.randn(1, 3, 64, 64)
+    expected = reference(model, x)
+    with torch.no_grad():
+        fast(x)  # builds the runner
+        for clone in (copy.deepcopy(fast), pickle.loads(pickle.dumps(fast))):
+            assert clone.execution_path(x) == "runner"
+            assert_equal_outputs(as_list(clone(x)), expected)
+        fast.double()
+        assert fast.execution_path(x.double()) != "runner"
+        fast.float()
+        assert_equal_outputs(as_list(fast(x)), expected)
+        # Loading other weights: the runner follows the module's tensors.
+        other = to_inference_form(authors_model("m1").apply(_perturb_batchnorm))
+        fast.load_state_dict(other.state_dict())
+        assert_equal_outputs(as_list(fast(x)), as_list(other(x)))
+
+
+def _perturb_batchnorm(module):
+    if isinstance(module, torch.nn.BatchNorm2d):
+        module.running_mean.add_(0.1)
+
+
+def test_unsupported_layer_falls_back_to_the_layer_path():
+    model = authors_model("m0", features_only=True)
+    fast = to_inference_form(model)
+    fast.blocks[1].layers.append(torch.nn.Hardswish())  # no native step for it
+    x = torch.randn(1, 3, 64, 64)
+    assert fast.execution_path(x) == "layers (native kernels)"
+    assert "Hardswish" in fast._runner_error
+    with torch.no_grad():
+        out = fast(x)
+    assert len(out) == len(model.feature_info)
+
+
+def test_runner_rejects_bad_input():
+    fast = to_inference_form(authors_model("m0"))
+    runner = native_runner.build_runner(fast)
+    with pytest.raises(RuntimeError, match="input has 4 channels"):
+        runner.run(torch.randn(1, 4, 64, 64))
+    with pytest.raises(RuntimeError, match="float32"):
+        runner.run(torch.randn(1, 3, 64, 64, dtype=torch.float64))
+    with pytest.raises(native_runner.RunnerUnsupported, match="InferenceMicroNet"):
+        native_runner.build_runner(authors_model("m0"))
