@@ -6,10 +6,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import kernels
 from .folding import fold_batchnorm
 from .permutation import exporting
 
 __all__ = ["FusedPointwise"]
+
+_pointwise_op: bool | None = None
+
+
+def _pointwise_op_available() -> bool:
+    """``torch.ops.micronet.grouped_pointwise`` exists (looked up once, after the native kernels
+    are loaded: an extension built before the op was added lacks it)."""
+    global _pointwise_op
+    if _pointwise_op is None:
+        _pointwise_op = hasattr(torch.ops.micronet, "grouped_pointwise")
+    return _pointwise_op
 
 
 class FusedPointwise(nn.Module):
@@ -17,7 +29,10 @@ class FusedPointwise(nn.Module):
 
     PyTorch runs a grouped 1x1 convolution with few channels per group on CPU through a slow
     per-group path; as a batched matrix product (G, O/G, I/G) @ (G, I/G, H*W) it is 2-4x faster
-    on MicroNet's shapes. Exported graphs use a plain grouped ``Conv``.
+    on MicroNet's shapes. With the native kernels built, float32 CPU calls (not exporting, no
+    gradient wanted) run ``micronet::grouped_pointwise`` instead, register-blocked tiny matrix
+    products per group (2-3x faster than the batched product at one thread). Exported graphs
+    use a plain grouped ``Conv``.
 
     Buffers: ``weight`` (G, O/G, I/G), ``bias`` (G, O/G, 1).
     """
@@ -35,12 +50,34 @@ class FusedPointwise(nn.Module):
         self.register_buffer("weight", weight.view(g, -1, conv.in_channels // g).to(dtype))
         self.register_buffer("bias", bias.view(g, -1, 1).to(dtype))
 
+    def native_params(self) -> dict:
+        """What a native runner needs: ``weight`` (O, I/G) contiguous, ``bias`` (O,),
+        ``groups``."""
+        return {
+            "weight": self.weight.reshape(self.out_channels, -1).contiguous(),
+            "bias": self.bias.reshape(-1).contiguous(),
+            "groups": self.groups,
+        }
+
+    def _native(self, x: torch.Tensor) -> bool:
+        """``micronet::grouped_pointwise`` applies: float32 on the CPU, not exporting, no
+        gradient to track (the op has no backward), and the native kernels built with it."""
+        if exporting() or x.dtype != torch.float32 or x.device.type != "cpu":
+            return False
+        if torch.is_grad_enabled() and x.requires_grad:
+            return False
+        return kernels.native_available() and _pointwise_op_available()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         g = self.groups
         if exporting():
             weight = self.weight.reshape(self.out_channels, -1, 1, 1)
             return F.conv2d(x, weight, self.bias.flatten(), groups=g)
+        if self._native(x):
+            return torch.ops.micronet.grouped_pointwise(
+                x, self.weight, self.bias, False, None, None
+            )
         if n == 1:
             out = torch.baddbmm(self.bias, self.weight, x.reshape(g, -1, h * w))
         else:

@@ -55,12 +55,20 @@ def _shift_max_backward(grad, x, coefficients, groups, attention):
     )
 
 
+def _grouped_pointwise(x, weight, bias, relu6, output_index, residual):
+    """(N, I, H, W) -> (N, O, H, W), O = bias.numel()."""
+    n, _, h, w = x.shape
+    return x.new_empty((n, bias.numel(), h, w))
+
+
 def register_fake_kernels() -> None:
     global _registered
     if _registered:
         return
     torch.library.register_fake("micronet::fused_shift_max")(_fused_shift_max)
     torch.library.register_fake("micronet::depthwise_conv")(_depthwise_conv)
+    if hasattr(torch.ops.micronet, "grouped_pointwise"):  # (extensions built before it lack it)
+        torch.library.register_fake("micronet::grouped_pointwise")(_grouped_pointwise)
     torch.library.register_fake("micronet::shift_max")(_shift_max)
     torch.library.register_fake("micronet::shift_max_backward")(_shift_max_backward)
     _registered = True
