@@ -274,12 +274,13 @@ MICRONET_INLINE void outputs(const GroupedPointwise& conv, const float* in, int6
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define MICRONET_AVX512 __attribute__((target("avx512f")))
+#define MICRONET_POINTWISE_AVX512 __attribute__((target("avx512f")))
 
 // The widest vector that fits the plane; blocks of 4 x 16, 2 x 8, 2 x 4 floats.
-MICRONET_AVX512 void pointwise_avx512(const GroupedPointwise& conv, const float* in, int64_t hw,
-                                      float* out, const int64_t* dest, const float* residual,
-                                      int64_t begin, int64_t end) {
+MICRONET_POINTWISE_AVX512 void pointwise_avx512(const GroupedPointwise& conv, const float* in,
+                                                int64_t hw, float* out, const int64_t* dest,
+                                                const float* residual, int64_t begin,
+                                                int64_t end) {
   if (hw >= 16) return outputs<V16, 4>(conv, in, hw, out, dest, residual, begin, end);
   if (hw >= 8) return outputs<V8, 2>(conv, in, hw, out, dest, residual, begin, end);
   if (hw >= 4) return outputs<V4, 2>(conv, in, hw, out, dest, residual, begin, end);
@@ -294,7 +295,7 @@ MICRONET_AVX2 void pointwise_avx2(const GroupedPointwise& conv, const float* in,
   outputs<float, 4>(conv, in, hw, out, dest, residual, begin, end);
 }
 
-bool cpu_has_avx512f() {
+bool pointwise_cpu_has_avx512f() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f");
 }
@@ -312,7 +313,7 @@ using PointwiseFn = void (*)(const GroupedPointwise&, const float*, int64_t, flo
 
 PointwiseFn pick_pointwise() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (cpu_has_avx512f()) return pointwise_avx512;
+  if (pointwise_cpu_has_avx512f()) return pointwise_avx512;
   if (cpu_has_avx2_fma()) return pointwise_avx2;
 #endif
   return pointwise_baseline;
