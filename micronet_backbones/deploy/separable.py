@@ -12,6 +12,17 @@ from .permutation import exporting, fixed_shape, inverse_permutation
 
 __all__ = ["MergedSeparableConv"]
 
+_separable_op: bool | None = None
+
+
+def _separable_op_available() -> bool:
+    """``torch.ops.micronet.separable_conv`` exists (looked up once, after the native kernels
+    are loaded: an extension built before the op was added lacks it)."""
+    global _separable_op
+    if _separable_op is None:
+        _separable_op = hasattr(torch.ops.micronet, "separable_conv")
+    return _separable_op
+
 
 def _depthwise_outputs_moved(index: torch.Tensor, outputs: int) -> torch.Tensor:
     """(outputs,) new position of each output of a depthwise conv (``index.numel()`` groups,
@@ -36,14 +47,16 @@ class MergedSeparableConv(nn.Module):
 
     Exported graphs (ONNX) of a depthwise pair keep the two convs instead (BN folded into each,
     so no correction is needed): onnxruntime runs two depthwise convs faster than one k x k
-    conv plus the correction. With the native kernels built, eager float32 CPU calls of a
-    depthwise k x k (k = 3, 5) run ``micronet::depthwise_conv``, correction included (about
-    half the time of oneDNN's convolution on MicroNet's NCHW shapes, measured by
-    ``tools/benchmark.py``).
+    conv plus the correction. With the native kernels built, float32 CPU calls (not exporting)
+    run the pair itself, ``micronet::separable_conv`` (2k multiply-adds per output instead of
+    k * k, exact with no correction; the stem's output permutation included), or, with an
+    extension that predates that op, the merged depthwise k x k (k = 3, 5) as
+    ``micronet::depthwise_conv``, correction included.
 
-    Buffers: ``weight`` (O, I / groups, kh, kw), ``bias`` (O,); for a depthwise pair also
-    ``first_weight`` (M, 1, kh, 1), ``first_bias`` (M,), ``second_weight`` (O, 1, 1, kw),
-    ``second_bias`` (O,).
+    Buffers: ``weight`` (O, I / groups, kh, kw), ``bias`` (O,); the folded pair
+    ``first_weight`` (M, I / groups, kh, 1), ``first_bias`` (M,), ``second_weight``
+    (O, 1, 1, kw), ``second_bias`` (O,) (outputs in the pair's order, before
+    ``output_index``); ``output_index`` (O,) when the outputs are permuted.
     """
 
     def __init__(
@@ -67,15 +80,25 @@ class MergedSeparableConv(nn.Module):
         self.register_buffer("weight", pair.weight.to(dtype))
         self.register_buffer("bias", pair.bias.to(dtype))
         self.depthwise = first.groups == first.in_channels and output_index is None
-        if self.depthwise:
-            w1, b1 = fold_batchnorm(first, first_bn)
-            w2, b2 = fold_batchnorm(second, second_bn)
-            self.register_buffer("first_weight", w1.to(dtype))
-            self.register_buffer("first_bias", b1.to(dtype))
-            self.register_buffer("second_weight", w2.to(dtype))
-            self.register_buffer("second_bias", b2.to(dtype))
-            self._first_conv = (first.stride, first.padding, first.groups)
-            self._second_conv = (second.stride, second.padding, second.groups)
+        # The folded pair itself (the native kernel and the exported depthwise pair run it).
+        w1, b1 = fold_batchnorm(first, first_bn)
+        w2, b2 = fold_batchnorm(second, second_bn)
+        self.register_buffer("first_weight", w1.to(dtype))
+        self.register_buffer("first_bias", b1.to(dtype))
+        self.register_buffer("second_weight", w2.to(dtype))
+        self.register_buffer("second_bias", b2.to(dtype))
+        if output_index is not None:
+            self.register_buffer("output_index", output_index.to(torch.long).clone())
+        else:
+            self.output_index = None
+        self._first_conv = (first.stride, first.padding, first.groups)
+        self._second_conv = (second.stride, second.padding, second.groups)
+        # micronet::separable_conv: one k for both convs, one stride and one padding.
+        self._native_pair = (
+            first.kernel_size[0] == second.kernel_size[1]
+            and first.stride[0] == second.stride[1]
+            and first.padding[0] == second.padding[1]
+        )
         self._pair = pair  # float64 copy for the corrections, built on demand
         self._corrections: dict[tuple[int, torch.dtype, torch.device], torch.Tensor | None] = {}
 
@@ -109,14 +132,46 @@ class MergedSeparableConv(nn.Module):
         self.weight = self.weight[inverse]
         self.bias = self.bias[inverse]
         self._corrections = {}
-        if self.depthwise:
-            # The first conv's outputs move by blocks of its own multiplier.
-            first = inverse_permutation(_depthwise_outputs_moved(index, self.first_weight.shape[0]))
-            self.first_weight = self.first_weight[first]
-            self.first_bias = self.first_bias[first]
-            self.second_weight = self.second_weight[inverse]
-            self.second_bias = self.second_bias[inverse]
+        # The first conv's outputs move by blocks of its own multiplier.
+        first = inverse_permutation(_depthwise_outputs_moved(index, self.first_weight.shape[0]))
+        self.first_weight = self.first_weight[first]
+        self.first_bias = self.first_bias[first]
+        self.second_weight = self.second_weight[inverse]
+        self.second_bias = self.second_bias[inverse]
         return moved
+
+    def native_params(self) -> dict | None:
+        """The pair as ``micronet::separable_conv`` and the whole-network runner take it, or
+        None when its two convs differ in k, stride or padding. Views of the buffers (no
+        copies): ``weight1`` (M, I / groups1, k), ``bias1`` (M,), ``weight2`` (O, k),
+        ``bias2`` (O,), ``groups1``, ``k``, ``stride``, ``padding`` (ints) and
+        ``output_index`` ((O,) long, y = result[:, output_index]) or None."""
+        if not self._native_pair:
+            return None
+        m, per_group, k, _ = self.first_weight.shape
+        return {
+            "weight1": self.first_weight.view(m, per_group, k).contiguous(),
+            "bias1": self.first_bias.contiguous(),
+            "weight2": self.second_weight.view(-1, k).contiguous(),
+            "bias2": self.second_bias.contiguous(),
+            "groups1": self._first_conv[2],
+            "k": k,
+            "stride": self._first_conv[0][0],
+            "padding": self._first_conv[1][0],
+            "output_index": self.output_index,
+        }
+
+    def _native_separable(self, x: torch.Tensor) -> bool:
+        """``micronet::separable_conv`` applies: float32 on the CPU, not exporting, the native
+        kernels built with that op, and one k, stride and padding for both convs."""
+        return (
+            self._native_pair
+            and not exporting()
+            and x.dtype == torch.float32
+            and x.device.type == "cpu"
+            and kernels.native_available()
+            and _separable_op_available()
+        )
 
     def _native(self, x: torch.Tensor) -> bool:
         """``micronet::depthwise_conv`` applies: a depthwise (one input channel per group)
@@ -141,6 +196,12 @@ class MergedSeparableConv(nn.Module):
             x = F.conv2d(x, self.first_weight, self.first_bias, stride, padding, 1, groups)
             stride, padding, groups = self._second_conv
             return F.conv2d(x, self.second_weight, self.second_bias, stride, padding, 1, groups)
+        if self._native_separable(x):  # (the op takes the 4-d conv weights as they are)
+            return torch.ops.micronet.separable_conv(
+                x, self.first_weight, self.first_bias, self.second_weight, self.second_bias,
+                self._first_conv[2], self._first_conv[0][0], self._first_conv[1][0], False,
+                self.output_index,
+            )  # fmt: skip
         if self._native(x):
             correction = self.column_correction(x.shape[-1], x)
             return torch.ops.micronet.depthwise_conv(

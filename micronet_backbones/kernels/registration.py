@@ -40,6 +40,16 @@ def _depthwise_conv(x, weight, bias, stride, padding, correction):
     return x.new_empty((n, weight.shape[0], *size))
 
 
+def _separable_conv(
+    x, weight1, bias1, weight2, bias2, groups1, stride, padding, relu6, output_index
+):
+    """(N, I, H, W) -> (N, O, H', W'), H' = (H + 2 * padding - k) // stride + 1."""
+    n, _, h, w = x.shape
+    k = weight1.shape[2]
+    size = [(d + 2 * padding - k) // stride + 1 for d in (h, w)]
+    return x.new_empty((n, weight2.shape[0], *size))
+
+
 def _shift_max(x, coefficients, groups, attention):
     """(N, C, H, W) -> (N, C, H, W)."""
     return torch.empty_like(x, memory_format=torch.contiguous_format)
@@ -67,6 +77,8 @@ def register_fake_kernels() -> None:
         return
     torch.library.register_fake("micronet::fused_shift_max")(_fused_shift_max)
     torch.library.register_fake("micronet::depthwise_conv")(_depthwise_conv)
+    if hasattr(torch.ops.micronet, "separable_conv"):  # (extensions built before it lack it)
+        torch.library.register_fake("micronet::separable_conv")(_separable_conv)
     if hasattr(torch.ops.micronet, "grouped_pointwise"):  # (extensions built before it lack it)
         torch.library.register_fake("micronet::grouped_pointwise")(_grouped_pointwise)
     torch.library.register_fake("micronet::shift_max")(_shift_max)

@@ -1,0 +1,794 @@
+// micronet::separable_conv and the one-sample SeparableConv kernel of layers.h: a k x 1 conv
+// (BN folded), then a depthwise 1 x k conv (BN folded), computed as the pair.
+//
+// MicroNet factorizes its depthwise k x k convolutions and its stem into such pairs. Merged
+// into one k x k conv they cost k * k multiply-adds per output plus a border correction (the
+// 1 x k conv zero-pads the *intermediate* map, whose bias the merged kernel would also count);
+// computed as the pair they cost k per intermediate value plus k per output (5 x 5, stride 1:
+// 10 instead of 25) and are exact everywhere with no correction. Per mid channel, a band of
+// rows of the intermediate map T (16 KiB at most: it stays in L1) is made by the vertical pass
+// and read back by the horizontal pass for the channel's m2 = out / mid outputs.
+//
+// Two implementations, picked per call:
+// * AVX-512 (k = 3 or 5, padding k / 2, stride 1 or 2: MicroNet's layers; see "Fast path"
+//   below). The work is multiply-add bound: the layouts waste few lanes (7 x 7
+//   planes included) and each pass's zero padding costs load masks, not multiply-adds.
+// * Generic (any k, stride, padding, and CPUs without AVX-512): one zero-padded intermediate
+//   row at a time, plain loops the compiler vectorises, compiled for AVX2 + FMA and for
+//   baseline x86-64 (GCC function multi-versioning picks one at load time).
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "layers.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(MICRONET_SEPARABLE_NO_AVX512)
+#include <immintrin.h>
+#define MICRONET_SEPARABLE_HAS_AVX512 1
+#define MICRONET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#define MICRONET_AVX512_INLINE MICRONET_AVX512 __attribute__((always_inline)) inline
+#define MICRONET_CLONES __attribute__((target_clones("avx2,fma", "default")))
+#else
+#define MICRONET_SEPARABLE_HAS_AVX512 0
+#define MICRONET_CLONES
+#endif
+
+#define MICRONET_ALWAYS_INLINE __attribute__((always_inline)) inline
+
+namespace micronet {
+namespace {
+
+// Floats of intermediate rows per band on the fast path: 16 KiB, half of an L1 data cache.
+constexpr int64_t kBandFloats = 4096;
+// Floats kept free around each intermediate buffer (taps and stores reach a little outside).
+constexpr int64_t kSlack = 32;
+
+// Sizes of one call, the same for every mid channel.
+struct Geometry {
+  int64_t h, w, out_h, out_w;
+  int64_t k, s, p;
+  int64_t per_group_in, mid_per_group, m2;  // I / groups1, M / groups1, O / M
+  // Fast path (see its comment): a band's intermediate rows.
+  int64_t row;        // floats per intermediate row: w (stride 1), out_w (stride 2, a phase)
+  int64_t band_rows;  // output rows per band
+  int64_t vectors;    // 16-float vectors of a full band (mask tables)
+  int64_t buffer;     // floats of one intermediate buffer, slack included
+};
+
+Geometry geometry(const SeparableConv& c, int64_t h, int64_t w) {
+  Geometry g{};
+  g.h = h;
+  g.w = w;
+  g.k = c.k;
+  g.s = c.stride;
+  g.p = c.pad;
+  g.out_h = separable_out_size(h, c);
+  g.out_w = separable_out_size(w, c);
+  g.per_group_in = c.in_channels / c.groups1;
+  g.mid_per_group = c.mid_channels / c.groups1;
+  g.m2 = c.out_channels / c.mid_channels;
+  g.row = std::max<int64_t>(g.s == 1 ? w : g.out_w, 1);
+  const int64_t phases = g.s == 1 ? 1 : 2;
+  const int64_t rows = std::max<int64_t>(g.out_h, 1);
+  const int64_t most = std::max<int64_t>(kBandFloats / (phases * g.row), 1);  // rows a band
+  const int64_t bands = (rows + most - 1) / most;
+  g.band_rows = (rows + bands - 1) / bands;  // bands of equal height (the last one shorter)
+  g.vectors = (g.band_rows * g.row + 15) / 16;
+  g.buffer = phases * (g.band_rows * g.row + kSlack) + kSlack;
+  return g;
+}
+
+// The fast path's geometry: k = 3 or 5 with "same" padding, stride 1 or 2 (MicroNet's).
+bool fast_geometry(const SeparableConv& c) {
+  return (c.k == 3 || c.k == 5) && c.pad == c.k / 2 && (c.stride == 1 || c.stride == 2);
+}
+
+// Fast path workspace: two mask tables (horizontal and vertical pass), one uint16 per
+// (vector, tap), then two intermediate buffers (one is written while the other is read).
+int64_t mask_floats(const Geometry& g) { return (g.vectors * g.k + 1) / 2 + 1; }
+int64_t fast_workspace(const Geometry& g) { return 2 * mask_floats(g) + 2 * g.buffer + kSlack; }
+
+// Generic path workspace: one zero-padded intermediate row, and a row of zeros.
+int64_t generic_row_floats(const Geometry& g) { return g.w + 2 * g.p + g.s + g.k + 16; }
+int64_t generic_workspace(const Geometry& g) { return generic_row_floats(g) + g.w; }
+
+// Output plane of result channel o.
+inline int64_t plane_of(const int64_t* dest, int64_t o) { return dest ? dest[o] : o; }
+
+// ---------------------------------------------------------------------------------------------
+// Generic path: one intermediate row at a time (any k, stride and padding).
+
+// row[p .. p + w) = T row y of mid channel m; the padding around it stays zero.
+MICRONET_ALWAYS_INLINE void generic_vertical_row(const SeparableConv& c, const Geometry& g,
+                                                 const float* in, int64_t m, int64_t y,
+                                                 float* __restrict row) {
+  const int64_t hw = g.h * g.w, group = m / g.mid_per_group;
+  const float* w1 = c.weight1 + m * g.per_group_in * g.k;
+  float* __restrict dst = row + g.p;
+  const float bias = c.bias1[m];
+  for (int64_t x = 0; x < g.w; ++x) dst[x] = bias;
+  for (int64_t i = 0; i < g.per_group_in; ++i) {
+    const float* plane = in + (group * g.per_group_in + i) * hw;
+    for (int64_t r = 0; r < g.k; ++r) {
+      const int64_t source = y * g.s - g.p + r;
+      if (source < 0 || source >= g.h) continue;  // the k x 1 conv's zero padding
+      const float* __restrict src = plane + source * g.w;
+      const float weight = w1[i * g.k + r];
+      for (int64_t x = 0; x < g.w; ++x) dst[x] += weight * src[x];
+    }
+  }
+}
+
+// dst[x] = act(bias + sum_t w2[t] * row[x * S + t]); S = 0: stride `s` at run time.
+template <int S>
+MICRONET_ALWAYS_INLINE void generic_horizontal_row(const float* __restrict row, const float* w2,
+                                                   float bias, const Geometry& g, bool relu6,
+                                                   float* __restrict dst) {
+  const int64_t s = S ? S : g.s;
+  for (int64_t x = 0; x < g.out_w; ++x) dst[x] = bias;
+  for (int64_t t = 0; t < g.k; ++t) {
+    const float weight = w2[t];
+    const float* __restrict src = row + t;
+    for (int64_t x = 0; x < g.out_w; ++x) dst[x] += weight * src[x * s];
+  }
+  if (relu6) {
+    for (int64_t x = 0; x < g.out_w; ++x) dst[x] = std::min(std::max(dst[x], 0.0f), 6.0f);
+  }
+}
+
+template <int S>
+MICRONET_ALWAYS_INLINE void generic_channels(const SeparableConv& c, const Geometry& g,
+                                             const float* in, float* out, const int64_t* dest,
+                                             float* row, int64_t begin, int64_t end) {
+  const int64_t out_hw = g.out_h * g.out_w;
+  std::fill(row, row + generic_row_floats(g), 0.0f);
+  for (int64_t m = begin; m < end; ++m) {
+    for (int64_t y = 0; y < g.out_h; ++y) {
+      generic_vertical_row(c, g, in, m, y, row);
+      for (int64_t j = 0; j < g.m2; ++j) {
+        const int64_t o = m * g.m2 + j;
+        generic_horizontal_row<S>(row, c.weight2 + o * g.k, c.bias2[o], g, c.relu6,
+                                  out + plane_of(dest, o) * out_hw + y * g.out_w);
+      }
+    }
+  }
+}
+
+// The same with k = K and stride S known at compile time (MicroNet's): each output is one
+// expression over the K taps, so the loops over x vectorise with the sums in registers
+// (taps in the zero padding read a zero row instead).
+template <int K, int S>
+MICRONET_ALWAYS_INLINE void generic_channels_k(const SeparableConv& c, const Geometry& g,
+                                               const float* in, float* out,
+                                               const int64_t* dest, float* workspace,
+                                               int64_t begin, int64_t end) {
+  const int64_t hw = g.h * g.w, out_hw = g.out_h * g.out_w;
+  float* row = workspace;  // T row y at row[p .. p + w), zeros around it
+  float* zeros = workspace + generic_row_floats(g);
+  std::fill(workspace, workspace + generic_workspace(g), 0.0f);
+  for (int64_t m = begin; m < end; ++m) {
+    const float* planes = in + (m / g.mid_per_group) * g.per_group_in * hw;
+    for (int64_t y = 0; y < g.out_h; ++y) {
+      float* __restrict dst = row + g.p;
+      for (int64_t i = 0; i < g.per_group_in; ++i) {
+        const float* w1 = c.weight1 + (m * g.per_group_in + i) * K;
+        const float* src[K];
+        for (int r = 0; r < K; ++r) {
+          const int64_t source = y * S - g.p + r;
+          src[r] = source >= 0 && source < g.h ? planes + i * hw + source * g.w : zeros;
+        }
+        const float b = i == 0 ? c.bias1[m] : 0.0f;
+        for (int64_t x = 0; x < g.w; ++x) {
+          float sum = i == 0 ? b : dst[x];
+          for (int r = 0; r < K; ++r) sum += w1[r] * src[r][x];
+          dst[x] = sum;
+        }
+      }
+      for (int64_t j = 0; j < g.m2; ++j) {
+        const int64_t o = m * g.m2 + j;
+        const float* w2 = c.weight2 + o * K;
+        const float b2 = c.bias2[o];
+        float* __restrict y_out = out + plane_of(dest, o) * out_hw + y * g.out_w;
+        for (int64_t x = 0; x < g.out_w; ++x) {
+          float sum = b2;
+          for (int t = 0; t < K; ++t) sum += w2[t] * row[x * S + t];
+          y_out[x] = c.relu6 ? std::min(std::max(sum, 0.0f), 6.0f) : sum;
+        }
+      }
+    }
+  }
+}
+
+// Mid channels [begin, end), compiled for AVX2 + FMA and for baseline x86-64.
+MICRONET_CLONES void generic_path(const SeparableConv& c, const Geometry& g, const float* in,
+                                  float* out, const int64_t* dest, float* workspace,
+                                  int64_t begin, int64_t end) {
+  const int key = static_cast<int>(g.k * 10 + g.s);
+  if (key == 31) return generic_channels_k<3, 1>(c, g, in, out, dest, workspace, begin, end);
+  if (key == 32) return generic_channels_k<3, 2>(c, g, in, out, dest, workspace, begin, end);
+  if (key == 51) return generic_channels_k<5, 1>(c, g, in, out, dest, workspace, begin, end);
+  if (key == 52) return generic_channels_k<5, 2>(c, g, in, out, dest, workspace, begin, end);
+  if (g.s == 1) return generic_channels<1>(c, g, in, out, dest, workspace, begin, end);
+  if (g.s == 2) return generic_channels<2>(c, g, in, out, dest, workspace, begin, end);
+  generic_channels<0>(c, g, in, out, dest, workspace, begin, end);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fast path (AVX-512), k = 3 or 5 (K below, a compile-time constant), padding P = K / 2.
+//
+// Both passes run over vectors of 16 floats, U vectors at a time (4 to 8 accumulators), each
+// doing all K taps; the work is multiply-add bound, so the layouts waste few lanes and the
+// zero padding of either pass costs load masks, not multiply-adds. A band of the
+// intermediate map lives in a buffer:
+// * stride 1: T flat (row stride w, rows back to back). T vector q = b1 + sum_r w1[r] *
+//   input[q + (r - P) * w] and output vector q = b2 + sum_t w2[t] * T[q + t - P]: vectors
+//   span rows (a 7 x 7 plane is 4 vectors), so taps that cross the top or bottom of the plane
+//   (vertical) or a row's ends (horizontal) are masked per lane by (vector, tap) tables.
+// * stride 2: T_even and T_odd flat (row stride out_w; T_even[y, j] = T[y, 2j], T_odd[y, j]
+//   = T[y, 2j + 1]). The vertical pass computes 16 or 32 input columns of a T row (input
+//   rows 2y - P + r) and splits them into even and odd columns; output vector q then reads
+//   T_even or T_odd at q + floor((t - P) / 2), masked like at stride 1.
+
+#if MICRONET_SEPARABLE_HAS_AVX512
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+}
+
+// Lanes [lo, hi) of a 16-lane mask, bounds clamped to [0, 16].
+inline __mmask16 lanes(int64_t lo, int64_t hi) {
+  lo = std::clamp<int64_t>(lo, 0, 16);
+  hi = std::clamp<int64_t>(hi, 0, 16);
+  if (hi <= lo) return 0;
+  return static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+// Clears the lanes of flat indices [q0, q1) of tap t in a (vector, tap) mask table.
+void clear_lanes(uint16_t* masks, int64_t k, int64_t t, int64_t q0, int64_t q1) {
+  for (int64_t q = q0; q < q1; ++q) masks[(q / 16) * k + t] &= uint16_t(~(1u << (q % 16)));
+}
+
+// masks[v * k + t]: lanes of output vector v of a band whose tap t reads inside the
+// intermediate row (columns x * s + t - p in [0, w)); bands start at a row, so one table
+// serves every band.
+void build_horizontal_masks(const Geometry& g, uint16_t* masks) {
+  std::fill(masks, masks + g.vectors * g.k, uint16_t(0xFFFF));
+  for (int64_t t = 0; t < g.k; ++t) {
+    // Columns x with x * s + t - p in [0, w): [first, last).
+    const int64_t first = std::clamp<int64_t>((g.p - t + g.s - 1) / g.s, 0, g.out_w);
+    const int64_t below = g.w - 1 - t + g.p;
+    const int64_t last = std::clamp<int64_t>(below >= 0 ? below / g.s + 1 : 0, first, g.out_w);
+    for (int64_t row = 0; row < g.band_rows; ++row) {
+      clear_lanes(masks, g.k, t, row * g.out_w, row * g.out_w + first);
+      clear_lanes(masks, g.k, t, row * g.out_w + last, (row + 1) * g.out_w);
+    }
+    clear_lanes(masks, g.k, t, g.band_rows * g.out_w, g.vectors * 16);
+  }
+}
+
+// masks[v * k + r] (stride 1): lanes of T vector v of the band [y0, y1) whose tap r reads an
+// input row inside the plane (rows y - p + r in [0, h)) and that lie in the band.
+void build_vertical_masks(const Geometry& g, int64_t y0, int64_t y1, uint16_t* masks) {
+  std::fill(masks, masks + g.vectors * g.k, uint16_t(0xFFFF));
+  for (int64_t r = 0; r < g.k; ++r) {
+    for (int64_t y = y0; y < y1; ++y) {
+      const int64_t row = y - g.p + r;
+      if (row < 0 || row >= g.h) clear_lanes(masks, g.k, r, (y - y0) * g.w, (y - y0 + 1) * g.w);
+    }
+    clear_lanes(masks, g.k, r, (y1 - y0) * g.w, g.vectors * 16);
+  }
+}
+
+// ---- Vertical pass, stride 1.
+
+// U vectors of T from flat index q (of n in the band): t[q] = b1 + sum_{i, r} w1[i * K + r] *
+// rows[i * hw + q + r * w], `rows` being the band's first input row y0 - P. Masked: tap r
+// masked by masks[v * K + r]; else every tap reads inside the plane (only lanes past n are).
+template <int K, int U, bool Masked>
+MICRONET_AVX512_INLINE void vertical_s1(const Geometry& g, const float* w1, float b1,
+                                        const float* rows, const uint16_t* masks, int64_t q,
+                                        int64_t n, float* t) {
+  const int64_t hw = g.h * g.w;
+  __m512 acc[U];
+  __mmask16 tail[U];
+  for (int u = 0; u < U; ++u) {
+    acc[u] = _mm512_set1_ps(b1);
+    tail[u] = lanes(0, n - q - 16 * u);
+  }
+  const int64_t v = q / 16;
+  for (int64_t i = 0; i < g.per_group_in; ++i) {
+    const float* row = rows + i * hw + q;
+#pragma GCC unroll 5
+    for (int r = 0; r < K; ++r) {
+      const __m512 weight = _mm512_set1_ps(w1[i * K + r]);
+      for (int u = 0; u < U; ++u) {
+        const __mmask16 mask = Masked ? masks[(v + u) * K + r] : tail[u];
+        const __m512 x = _mm512_maskz_loadu_ps(mask, row + r * g.w + 16 * u);
+        acc[u] = _mm512_fmadd_ps(x, weight, acc[u]);
+      }
+    }
+  }
+  for (int u = 0; u < U; ++u) _mm512_mask_storeu_ps(t + q + 16 * u, tail[u], acc[u]);
+}
+
+// T vectors [v0, v1) of the band, four at a time.
+template <int K, bool Masked>
+MICRONET_AVX512_INLINE void vertical_s1_vectors(const Geometry& g, const float* w1, float b1,
+                                                const float* rows, const uint16_t* masks,
+                                                int64_t v0, int64_t v1, int64_t n, float* t) {
+  int64_t v = v0;
+  for (; v + 4 <= v1; v += 4) vertical_s1<K, 4, Masked>(g, w1, b1, rows, masks, 16 * v, n, t);
+  if (v + 2 <= v1) {
+    vertical_s1<K, 2, Masked>(g, w1, b1, rows, masks, 16 * v, n, t);
+    v += 2;
+  }
+  if (v < v1) vertical_s1<K, 1, Masked>(g, w1, b1, rows, masks, 16 * v, n, t);
+}
+
+// T of the band [y0, y1): vectors whose taps may leave the plane masked (masks = null: none).
+template <int K>
+MICRONET_AVX512_INLINE void band_vertical_s1(const Geometry& g, const float* w1, float b1,
+                                             const float* planes, const uint16_t* masks,
+                                             int64_t y0, int64_t y1, float* t) {
+  constexpr int P = K / 2;
+  const float* rows = planes + (y0 - P) * g.w;
+  const int64_t n = (y1 - y0) * g.w, vectors = (n + 15) / 16;
+  int64_t lo = 0, hi = vectors;  // vectors [lo, hi) read inside the plane with every tap
+  if (masks) {
+    lo = std::clamp<int64_t>(((P - y0) * g.w + 15) / 16, 0, vectors);
+    hi = std::clamp<int64_t>(std::min(n, (g.h - y0 - K + 1 + P) * g.w) / 16, lo, vectors);
+  }
+  vertical_s1_vectors<K, true>(g, w1, b1, rows, masks, 0, lo, n, t);
+  vertical_s1_vectors<K, false>(g, w1, b1, rows, masks, lo, hi, n, t);
+  vertical_s1_vectors<K, true>(g, w1, b1, rows, masks, hi, vectors, n, t);
+}
+
+// ---- Vertical pass, stride 2.
+
+// Vertical jobs of a band: rows [y, y1), input columns from x in steps of `step` below
+// `width`, up to 4 at a time.
+struct Jobs {
+  int64_t y, y1, x0, width, step;
+  int64_t x = x0;
+  int next(int64_t* ys, int64_t* xs) {
+    int n = 0;
+    for (; n < 4 && y < y1; ++n) {
+      ys[n] = y;
+      xs[n] = x;
+      x += step;
+      if (x >= width) x = x0, ++y;
+    }
+    return n;
+  }
+};
+
+// U jobs: job u = T row ys[u], input columns xs[u] .. + 32 (Single: + 16), split into even and
+// odd columns, stored (lanes inside the row only) at (ys[u] - y0) * out_w + xs[u] / 2 of
+// t_even and t_odd. Interior: every tap's input row exists.
+template <int K, int U, bool Interior, bool Single>
+MICRONET_AVX512_INLINE void vertical_s2(const Geometry& g, const float* w1, float b1,
+                                        const float* planes, const int64_t* ys,
+                                        const int64_t* xs, int64_t y0, float* t_even,
+                                        float* t_odd) {
+  constexpr int P = K / 2;
+  const int64_t hw = g.h * g.w;
+  __m512 acc0[U], acc1[U];
+  __mmask16 columns0[U], columns1[U];
+  int64_t at[U];  // input index of tap 0, lane 0
+  for (int u = 0; u < U; ++u) {
+    columns0[u] = lanes(0, g.w - xs[u]);
+    columns1[u] = lanes(0, g.w - xs[u] - 16);
+    acc0[u] = acc1[u] = _mm512_set1_ps(b1);
+    at[u] = (2 * ys[u] - P) * g.w + xs[u];
+  }
+  for (int64_t i = 0; i < g.per_group_in; ++i) {
+    const float* plane = planes + i * hw;
+#pragma GCC unroll 5
+    for (int r = 0; r < K; ++r) {
+      const __m512 weight = _mm512_set1_ps(w1[i * K + r]);
+      for (int u = 0; u < U; ++u) {
+        __mmask16 mask0 = columns0[u], mask1 = columns1[u];
+        if (!Interior) {
+          const int64_t row = 2 * ys[u] - P + r;
+          if (row < 0 || row >= g.h) mask0 = mask1 = 0;  // the k x 1 conv's zero padding
+        }
+        const float* src = plane + at[u] + r * g.w;
+        acc0[u] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask0, src), weight, acc0[u]);
+        if (!Single) {
+          acc1[u] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask1, src + 16), weight, acc1[u]);
+        }
+      }
+    }
+  }
+  for (int u = 0; u < U; ++u) {
+    const int64_t columns = std::min<int64_t>(g.w - xs[u], Single ? 16 : 32);
+    const int64_t at_out = (ys[u] - y0) * g.out_w + xs[u] / 2;
+    if (Single) {  // lanes 0..7 <- even columns, 8..15 <- odd columns
+      const __m512i split =
+          _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+      const __m512 v = _mm512_permutexvar_ps(split, acc0[u]);
+      _mm256_mask_storeu_ps(t_even + at_out, static_cast<__mmask8>(lanes(0, (columns + 1) / 2)),
+                            _mm512_castps512_ps256(v));
+      _mm256_mask_storeu_ps(t_odd + at_out, static_cast<__mmask8>(lanes(0, columns / 2)),
+                            _mm512_extractf32x8_ps(v, 1));
+    } else {
+      const __m512i even =
+          _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+      const __m512i odd =
+          _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+      _mm512_mask_storeu_ps(t_even + at_out, lanes(0, (columns + 1) / 2),
+                            _mm512_permutex2var_ps(acc0[u], even, acc1[u]));
+      _mm512_mask_storeu_ps(t_odd + at_out, lanes(0, columns / 2),
+                            _mm512_permutex2var_ps(acc0[u], odd, acc1[u]));
+    }
+  }
+}
+
+// Jobs of T rows [y0, y1) (Single: 16 columns each, else 32): interior rows four at a time,
+// the first and last rows (some taps in the zero padding) one by one.
+template <int K, bool Single>
+MICRONET_AVX512_INLINE void vertical_s2_jobs(const Geometry& g, const float* w1, float b1,
+                                             const float* planes, int64_t y0, int64_t y1,
+                                             int64_t x0, int64_t width, float* t_even,
+                                             float* t_odd) {
+  constexpr int P = K / 2, step = Single ? 16 : 32;
+  const int64_t first = std::clamp<int64_t>((P + 1) / 2, y0, y1);  // 2y - P >= 0
+  const int64_t below = g.h - K + P;                                // 2y - P + K - 1 < h
+  const int64_t last = std::clamp<int64_t>(below >= 0 ? below / 2 + 1 : 0, first, y1);
+  int64_t ys[4], xs[4];
+  for (Jobs jobs{y0, first, x0, width, step};;) {
+    const int n = jobs.next(ys, xs);
+    if (n == 0) break;
+    for (int u = 0; u < n; ++u) {
+      vertical_s2<K, 1, false, Single>(g, w1, b1, planes, ys + u, xs + u, y0, t_even, t_odd);
+    }
+  }
+  for (Jobs jobs{first, last, x0, width, step};;) {
+    const int n = jobs.next(ys, xs);
+    if (n == 0) break;
+    if (n == 4) {
+      vertical_s2<K, 4, true, Single>(g, w1, b1, planes, ys, xs, y0, t_even, t_odd);
+      continue;
+    }
+    if (n >= 2) vertical_s2<K, 2, true, Single>(g, w1, b1, planes, ys, xs, y0, t_even, t_odd);
+    if (n != 2) {
+      vertical_s2<K, 1, true, Single>(g, w1, b1, planes, ys + n - 1, xs + n - 1, y0, t_even,
+                                      t_odd);
+    }
+  }
+  for (Jobs jobs{last, y1, x0, width, step};;) {
+    const int n = jobs.next(ys, xs);
+    if (n == 0) break;
+    for (int u = 0; u < n; ++u) {
+      vertical_s2<K, 1, false, Single>(g, w1, b1, planes, ys + u, xs + u, y0, t_even, t_odd);
+    }
+  }
+}
+
+// T_even, T_odd of the band [y0, y1): 32 input columns a job, a last 16 (or fewer) alone.
+template <int K>
+MICRONET_AVX512_INLINE void band_vertical_s2(const Geometry& g, const float* w1, float b1,
+                                             const float* planes, int64_t y0, int64_t y1,
+                                             float* t_even, float* t_odd) {
+  const int64_t tail = g.w % 32 > 0 && g.w % 32 <= 16 ? g.w % 32 : 0;
+  if (g.w > tail) {
+    vertical_s2_jobs<K, false>(g, w1, b1, planes, y0, y1, 0, g.w - tail, t_even, t_odd);
+  }
+  if (tail > 0) {
+    vertical_s2_jobs<K, true>(g, w1, b1, planes, y0, y1, g.w - tail, g.w, t_even, t_odd);
+  }
+}
+
+// ---- Horizontal pass.
+
+// M2 output channels, U vectors from flat output v * 16 (of n in the band): out[j][q] =
+// act(b2[j] + sum_t weight[j * K + t] * src[t][q]), tap t masked by masks[v * K + t].
+template <int K, int M2, int U>
+MICRONET_AVX512_INLINE void horizontal(const float* const* src, const uint16_t* masks,
+                                       const __m512* weight, const float* b2, bool relu6,
+                                       float* const* out, int64_t v, int64_t n) {
+  __m512 acc[M2][U];
+  for (int j = 0; j < M2; ++j) {
+    for (int u = 0; u < U; ++u) acc[j][u] = _mm512_set1_ps(b2[j]);
+  }
+#pragma GCC unroll 5
+  for (int t = 0; t < K; ++t) {
+    __m512 x[U];
+    for (int u = 0; u < U; ++u) {
+      x[u] = _mm512_maskz_loadu_ps(masks[(v + u) * K + t], src[t] + (v + u) * 16);
+    }
+    for (int j = 0; j < M2; ++j) {
+      for (int u = 0; u < U; ++u) acc[j][u] = _mm512_fmadd_ps(x[u], weight[j * K + t], acc[j][u]);
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+  for (int j = 0; j < M2; ++j) {
+    for (int u = 0; u < U; ++u) {
+      __m512 y = acc[j][u];
+      if (relu6) y = _mm512_min_ps(_mm512_max_ps(y, zero), six);
+      _mm512_mask_storeu_ps(out[j] + (v + u) * 16, lanes(0, n - (v + u) * 16), y);
+    }
+  }
+}
+
+// All n outputs of a band of M2 output channels.
+template <int K, int M2>
+MICRONET_AVX512_INLINE void band_horizontal(const float* const* src, const uint16_t* masks,
+                                            const float* w2, const float* b2, bool relu6,
+                                            float* const* out, int64_t n) {
+  constexpr int U = M2 <= 2 ? 4 : 2;  // accumulators: 4 to 8
+  __m512 weight[M2 * K];
+  for (int i = 0; i < M2 * K; ++i) weight[i] = _mm512_set1_ps(w2[i]);
+  const int64_t vectors = (n + 15) / 16;
+  int64_t v = 0;
+  for (; v + U <= vectors; v += U) {
+    horizontal<K, M2, U>(src, masks, weight, b2, relu6, out, v, n);
+  }
+  if (U == 4 && v + 2 <= vectors) {
+    horizontal<K, M2, 2>(src, masks, weight, b2, relu6, out, v, n);
+    v += 2;
+  }
+  for (; v < vectors; ++v) horizontal<K, M2, 1>(src, masks, weight, b2, relu6, out, v, n);
+}
+
+// ---- Per mid channel and band.
+
+// T (T_even, T_odd) of mid channel m for the band [y0, y1).
+template <int K>
+MICRONET_AVX512_INLINE void band_vertical(const SeparableConv& c, const Geometry& g,
+                                          const float* in, int64_t m, int64_t y0, int64_t y1,
+                                          const uint16_t* masks, float* t, float* t_odd) {
+  const float* planes = in + (m / g.mid_per_group) * g.per_group_in * g.h * g.w;
+  const float* w1 = c.weight1 + m * g.per_group_in * K;
+  if (g.s == 1) {
+    band_vertical_s1<K>(g, w1, c.bias1[m], planes, masks, y0, y1, t);
+  } else {
+    band_vertical_s2<K>(g, w1, c.bias1[m], planes, y0, y1, t, t_odd);
+  }
+}
+
+// The m2 outputs of mid channel m over a band (rows rows from y0), up to three at a time
+// (they share the intermediate loads).
+template <int K>
+MICRONET_AVX512_INLINE void band_outputs(const SeparableConv& c, const Geometry& g,
+                                         const float* t, const float* t_odd,
+                                         const uint16_t* masks, int64_t m, int64_t y0,
+                                         int64_t rows, float* out, const int64_t* dest) {
+  constexpr int P = K / 2;
+  const float* src[K];  // where tap t reads for output 0 of the band
+  for (int tap = 0; tap < K; ++tap) {
+    const int d = tap - P;  // column offset of the tap
+    if (g.s == 1) {
+      src[tap] = t + d;
+    } else {
+      const int half = d >= 0 ? d / 2 : -((1 - d) / 2);  // floor(d / 2)
+      src[tap] = (d % 2 == 0 ? t : t_odd) + half;
+    }
+  }
+  const int64_t out_hw = g.out_h * g.out_w, n = rows * g.out_w;
+  for (int64_t j = 0; j < g.m2;) {
+    const int64_t o = m * g.m2 + j, count = std::min<int64_t>(3, g.m2 - j);
+    float* planes[3];
+    for (int64_t i = 0; i < count; ++i) {
+      planes[i] = out + plane_of(dest, o + i) * out_hw + y0 * g.out_w;
+    }
+    const float* w2 = c.weight2 + o * K;
+    const float* b2 = c.bias2 + o;
+    if (count == 1) band_horizontal<K, 1>(src, masks, w2, b2, c.relu6, planes, n);
+    if (count == 2) band_horizontal<K, 2>(src, masks, w2, b2, c.relu6, planes, n);
+    if (count == 3) band_horizontal<K, 3>(src, masks, w2, b2, c.relu6, planes, n);
+    j += count;
+  }
+}
+
+// Mid channels [begin, end) and their outputs, band by band. Software-pipelined: the
+// vertical pass of the next mid channel runs before the horizontal pass of this one, into the
+// other buffer, so the horizontal pass does not wait for stores still in flight (its shifted,
+// masked loads cannot be forwarded from them).
+template <int K>
+MICRONET_AVX512_INLINE void fast_channels(const SeparableConv& c, const Geometry& g,
+                                          const float* in, float* out, const int64_t* dest,
+                                          float* workspace, int64_t begin, int64_t end) {
+  constexpr int P = K / 2;
+  uint16_t* horizontal_masks = reinterpret_cast<uint16_t*>(workspace);
+  uint16_t* vertical_masks = reinterpret_cast<uint16_t*>(workspace + mask_floats(g));
+  build_horizontal_masks(g, horizontal_masks);
+  float* buffers = workspace + 2 * mask_floats(g) + kSlack;
+  float* t[2] = {buffers, buffers + g.buffer};   // T, or T_even
+  const int64_t phase = g.band_rows * g.row + kSlack;  // T_even to T_odd
+  for (int64_t y0 = 0; y0 < g.out_h; y0 += g.band_rows) {
+    const int64_t y1 = std::min(g.out_h, y0 + g.band_rows);
+    // Stride 1: masks where the band's input rows [y0 - P, y1 - P + K - 1) leave the plane.
+    const uint16_t* masks = nullptr;
+    if (g.s == 1 && (y0 - P < 0 || y1 - P + K - 1 > g.h)) {
+      build_vertical_masks(g, y0, y1, vertical_masks);
+      masks = vertical_masks;
+    }
+    band_vertical<K>(c, g, in, begin, y0, y1, masks, t[0], t[0] + phase);
+    for (int64_t m = begin; m < end; ++m) {
+      float* now = t[(m - begin) % 2];
+      if (m + 1 < end) {
+        float* next = t[(m + 1 - begin) % 2];
+        band_vertical<K>(c, g, in, m + 1, y0, y1, masks, next, next + phase);
+      }
+      band_outputs<K>(c, g, now, now + phase, horizontal_masks, m, y0, y1 - y0, out, dest);
+    }
+  }
+}
+
+MICRONET_AVX512 void fast_path(const SeparableConv& c, const Geometry& g, const float* in,
+                               float* out, const int64_t* dest, float* workspace,
+                               int64_t begin, int64_t end) {
+  if (g.k == 3) {
+    fast_channels<3>(c, g, in, out, dest, workspace, begin, end);
+  } else {
+    fast_channels<5>(c, g, in, out, dest, workspace, begin, end);
+  }
+}
+
+bool use_fast_path(const SeparableConv& c) {
+  static const bool avx512 = cpu_has_avx512();
+  return avx512 && fast_geometry(c);
+}
+
+#else
+bool use_fast_path(const SeparableConv&) { return false; }
+#endif  // MICRONET_SEPARABLE_HAS_AVX512
+
+}  // namespace
+
+int64_t separable_out_size(int64_t size, const SeparableConv& conv) {
+  return (size + 2 * conv.pad - conv.k) / conv.stride + 1;
+}
+
+int64_t separable_conv_workspace(const SeparableConv& conv, int64_t h, int64_t w) {
+  const Geometry g = geometry(conv, h, w);
+  return std::max(fast_geometry(conv) ? fast_workspace(g) : 0, generic_workspace(g));
+}
+
+void separable_conv(const SeparableConv& conv, const float* in, int64_t h, int64_t w,
+                    float* out, const int64_t* dest, float* workspace, int64_t begin,
+                    int64_t end) {
+  const Geometry g = geometry(conv, h, w);
+  if (g.out_h <= 0 || g.out_w <= 0 || begin >= end) return;
+#if MICRONET_SEPARABLE_HAS_AVX512
+  if (use_fast_path(conv)) {
+    fast_path(conv, g, in, out, dest, workspace, begin, end);
+    return;
+  }
+#endif
+  generic_path(conv, g, in, out, dest, workspace, begin, end);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator.
+
+namespace {
+
+// (M, I / groups1, k, 1) or (M, I / groups1, k) -> (M, I / groups1, k); (O, 1, 1, k) or
+// (O, k) -> (O, k): checked, contiguous float32.
+at::Tensor first_weight(const at::Tensor& weight, int64_t per_group_in) {
+  const bool shape_ok = (weight.dim() == 3 || (weight.dim() == 4 && weight.size(3) == 1)) &&
+                        weight.size(1) == per_group_in && weight.size(0) > 0 &&
+                        weight.size(2) > 0;
+  TORCH_CHECK(shape_ok, "separable_conv: weight1 must be (M, I / groups1, k) or (M, I / groups1",
+              ", k, 1) with I / groups1 = ", per_group_in, ", got ", weight.sizes());
+  TORCH_CHECK(weight.scalar_type() == at::kFloat && weight.device().is_cpu(),
+              "separable_conv: weight1 must be a float32 CPU tensor");
+  return weight.contiguous();  // (M, I / groups1, k) floats either way
+}
+
+at::Tensor second_weight(const at::Tensor& weight) {
+  const bool shape_ok =
+      (weight.dim() == 2 && weight.size(1) > 0) ||
+      (weight.dim() == 4 && weight.size(1) == 1 && weight.size(2) == 1 && weight.size(3) > 0);
+  TORCH_CHECK(shape_ok, "separable_conv: weight2 must be (O, k) or (O, 1, 1, k), got ",
+              weight.sizes());
+  TORCH_CHECK(weight.scalar_type() == at::kFloat && weight.device().is_cpu(),
+              "separable_conv: weight2 must be a float32 CPU tensor");
+  return weight.contiguous();  // (O, k) floats either way
+}
+
+at::Tensor checked_bias(const at::Tensor& bias, int64_t n, const char* what) {
+  TORCH_CHECK(bias.scalar_type() == at::kFloat && bias.device().is_cpu() && bias.numel() == n,
+              "separable_conv: ", what, " must be float32 CPU with ", n, " elements, got ",
+              bias.sizes());
+  return bias.contiguous();
+}
+
+// dest = inverse(index) for y = result[:, index], index checked to be a permutation.
+std::vector<int64_t> destinations(const at::Tensor& index, int64_t n) {
+  TORCH_CHECK(index.scalar_type() == at::kLong && index.device().is_cpu() && index.dim() == 1 &&
+                  index.numel() == n,
+              "separable_conv: output_index must be an int64 CPU (O,) tensor with O = ", n,
+              ", got ", index.sizes());
+  const at::Tensor values = index.contiguous();
+  const int64_t* data = values.data_ptr<int64_t>();
+  std::vector<int64_t> dest(n, -1);
+  for (int64_t o = 0; o < n; ++o) {
+    const int64_t c = data[o];
+    TORCH_CHECK(c >= 0 && c < n && dest[c] < 0,
+                "separable_conv: output_index is not a permutation of 0 .. ", n - 1, " (",
+                c, " at position ", o, ")");
+    dest[c] = o;
+  }
+  return dest;
+}
+
+at::Tensor separable_conv_op(const at::Tensor& input, const at::Tensor& weight1_in,
+                             const at::Tensor& bias1_in, const at::Tensor& weight2_in,
+                             const at::Tensor& bias2_in, int64_t groups1, int64_t stride,
+                             int64_t padding, bool relu6,
+                             const std::optional<at::Tensor>& output_index) {
+  TORCH_CHECK(input.dim() == 4 && input.scalar_type() == at::kFloat && input.device().is_cpu(),
+              "separable_conv: x must be a float32 CPU (N, I, H, W) tensor, got ",
+              input.sizes(), " ", input.scalar_type());
+  const int64_t in_channels = input.size(1);
+  TORCH_CHECK(groups1 > 0 && in_channels % groups1 == 0, "separable_conv: groups1 = ",
+              groups1, " does not divide the ", in_channels, " input channels");
+  TORCH_CHECK(stride > 0 && padding >= 0, "separable_conv: stride must be > 0 and padding >= 0,",
+              " got stride ", stride, ", padding ", padding);
+  const at::Tensor weight1 = first_weight(weight1_in, in_channels / groups1);
+  const at::Tensor weight2 = second_weight(weight2_in);
+  const int64_t mid = weight1.size(0), out_channels = weight2.size(0), k = weight1.size(2);
+  TORCH_CHECK(weight2.size(-1) == k, "separable_conv: weight1 has k = ", k,
+              ", weight2 has k = ", weight2.size(-1));
+  TORCH_CHECK(mid % groups1 == 0 && out_channels % mid == 0, "separable_conv: widths ",
+              in_channels, " -> ", mid, " -> ", out_channels, " do not fit groups1 = ", groups1,
+              " and a whole number of outputs per mid channel");
+  const at::Tensor bias1 = checked_bias(bias1_in, mid, "bias1");
+  const at::Tensor bias2 = checked_bias(bias2_in, out_channels, "bias2");
+  std::vector<int64_t> dest;
+  if (output_index.has_value()) dest = destinations(*output_index, out_channels);
+
+  SeparableConv conv{in_channels, mid, out_channels, groups1, k, stride, padding,
+                     weight1.data_ptr<float>(), bias1.data_ptr<float>(),
+                     weight2.data_ptr<float>(), bias2.data_ptr<float>(), relu6};
+  const at::Tensor x = input.contiguous();
+  const int64_t batch = x.size(0), h = x.size(2), w = x.size(3);
+  const int64_t out_h = separable_out_size(h, conv), out_w = separable_out_size(w, conv);
+  TORCH_CHECK(out_h > 0 && out_w > 0, "separable_conv: input ", h, " x ", w,
+              " is too small for k = ", k, ", padding ", padding);
+  at::Tensor out = at::empty({batch, out_channels, out_h, out_w}, x.options());
+  const float* x_data = x.data_ptr<float>();
+  float* out_data = out.data_ptr<float>();
+  const int64_t* dest_data = dest.empty() ? nullptr : dest.data();
+  const int64_t workspace_size = separable_conv_workspace(conv, h, w);
+  const int64_t per_mid = (out_channels / mid) * out_h * out_w;  // outputs per mid channel
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(per_mid, 1));
+  // Units: (sample, mid channel); each task takes a run of them, sample by sample.
+  at::parallel_for(0, batch * mid, grain, [&](int64_t begin, int64_t end) {
+    std::unique_ptr<float[]> workspace(new float[workspace_size]);
+    while (begin < end) {
+      const int64_t n = begin / mid, first = begin % mid;
+      const int64_t last = std::min(mid, first + (end - begin));
+      separable_conv(conv, x_data + n * in_channels * h * w, h, w,
+                     out_data + n * out_channels * out_h * out_w, dest_data, workspace.get(),
+                     first, last);
+      begin += last - first;
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(micronet, m) {
+  m.def(
+      "separable_conv(Tensor x, Tensor weight1, Tensor bias1, Tensor weight2, Tensor bias2, "
+      "int groups1, int stride, int padding, bool relu6, Tensor? output_index) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(micronet, CPU, m) { m.impl("separable_conv", &separable_conv_op); }
+
+}  // namespace micronet
