@@ -39,6 +39,9 @@ from .permutation import ChannelPermutation, exporting, fixed_shape, inverse_per
 
 __all__ = ["FusedShiftMax"]
 
+# The hyper-function's buffers, in micronet::fused_shift_max's argument order.
+_HYPER_BUFFERS = ("fc1_weight_t", "fc1_bias", "fc2_weight_t", "fc2_bias", "low", "high")
+
 
 class FusedShiftMax(nn.Module):
     """(N, C, H, W) -> (N, C, H, W): a :class:`DynamicShiftMax`, optionally followed by a
@@ -123,11 +126,50 @@ class FusedShiftMax(nn.Module):
         a = torch.clamp(torch.addmm(self.fc2_bias, hidden, self.fc2_weight_t), self.low, self.high)
         return a.view(-1, self.num_shifts, self.num_fusions, c, 1, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def native_params(self) -> dict:
+        """What a native runner needs (float32 contiguous tensors, as ``micronet::
+        fused_shift_max`` reads them): ``fc1_weight_t`` (C, S), ``fc1_bias`` (S,),
+        ``fc2_weight_t`` (S, J*K*C), ``fc2_bias``, ``low``, ``high`` (J*K*C,), ``shift_index``
+        (J - 1, C) int64, ``spatial_weight`` (C,) or None, ``spatial_bias`` and
+        ``spatial_gamma`` floats (0 and 1/3 without attention), ``num_shifts`` J,
+        ``num_fusions`` K, ``squeeze`` S, and ``output_index`` (C,) int64 or None (``out[:, o] =
+        result[:, output_index[o]]``)."""
+        spatial = self.spatial_attention
+        return {
+            **{name: getattr(self, name).contiguous() for name in _HYPER_BUFFERS},
+            "shift_index": self.shift_index.to(torch.long).contiguous(),
+            "spatial_weight": self.spatial_weight.reshape(-1).contiguous() if spatial else None,
+            "spatial_bias": float(self.spatial_bias) if spatial else 0.0,
+            "spatial_gamma": float(self.spatial_gamma) if spatial else 1.0 / 3.0,
+            "num_shifts": self.num_shifts,
+            "num_fusions": self.num_fusions,
+            "squeeze": self.fc1_bias.numel(),
+            "output_index": None if self.output is None else self.output.index.contiguous(),
+        }
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``residual`` (optional, x's shape, in the output's channel order) is added to the
+        result: the last layer of a residual block, in the same pass when native."""
         if exporting():
-            return self._forward_export(x)
-        if x.dtype == torch.float32 and x.device.type == "cpu" and kernels.native_available():
-            return self._forward_native(x)
+            out = self._forward_export(x)
+        elif self._native(x, residual):
+            return self._forward_native(x, residual)
+        else:
+            out = self._forward_pytorch(x)
+        return out if residual is None else out + residual
+
+    def _native(self, x: torch.Tensor, residual: torch.Tensor | None) -> bool:
+        """``micronet::fused_shift_max`` applies: float32 on the CPU, nothing for autograd to
+        track (the op has no backward), the native kernels built."""
+        if x.dtype != torch.float32 or x.device.type != "cpu":
+            return False
+        if torch.is_grad_enabled() and (
+            x.requires_grad or (residual is not None and residual.requires_grad)
+        ):
+            return False
+        return kernels.native_available()
+
+    def _forward_pytorch(self, x: torch.Tensor) -> torch.Tensor:
         terms = self.coefficients(x).unbind(1)  # per shift j: (N, K, C, 1, 1)
         shifted = [x.index_select(1, index) for index in self.shift_index]
         # The last op (op, *operands) is run by _finish, which also writes the permutation.
@@ -148,23 +190,29 @@ class FusedShiftMax(nn.Module):
             out = torch.maximum(out, f)
         return self._finish(torch.maximum, (out, fusions[-1]), x)
 
-    def _forward_native(self, x: torch.Tensor) -> torch.Tensor:
-        """All of it (hyper-function, shifts, fusions, max, attention, output permutation) in
-        one ``micronet::fused_shift_max`` call: two passes over x."""
+    def _forward_native(
+        self, x: torch.Tensor, residual: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """All of it (hyper-function, shifts, fusions, max, attention, output permutation, the
+        residual) in one ``micronet::fused_shift_max`` call: two passes over x. The buffers
+        are read from ``_buffers`` directly (nn.Module's attribute lookup for each costs
+        ~0.5 us, together as much as the op itself on a small map)."""
+        buffers, output = self._buffers, self.output
         spatial = self.spatial_attention
         return kernels.fused_shift_max(
             x,
-            self.fc1_weight_t,
-            self.fc1_bias,
-            self.fc2_weight_t,
-            self.fc2_bias,
-            self.low,
-            self.high,
-            self.shift_index,
-            None if self.output is None else self.output.index,
-            self.spatial_weight if spatial else None,
-            self.spatial_bias if spatial else None,
+            buffers["fc1_weight_t"],
+            buffers["fc1_bias"],
+            buffers["fc2_weight_t"],
+            buffers["fc2_bias"],
+            buffers["low"],
+            buffers["high"],
+            buffers["shift_index"],
+            None if output is None else output._buffers["index"],
+            buffers["spatial_weight"] if spatial else None,
+            buffers["spatial_bias"] if spatial else None,
             self.spatial_gamma if spatial else 1.0 / 3.0,
+            residual,
         )
 
     def _forward_export(self, x: torch.Tensor) -> torch.Tensor:

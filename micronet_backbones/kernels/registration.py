@@ -27,6 +27,7 @@ def _fused_shift_max(
     spatial_weight,
     spatial_bias,
     spatial_gamma,
+    residual=None,
 ):
     """(N, C, H, W) -> (N, C, H, W), contiguous, x's dtype."""
     return torch.empty_like(x, memory_format=torch.contiguous_format)

@@ -196,6 +196,7 @@ def fused_shift_max(
     spatial_weight: torch.Tensor | None = None,
     spatial_bias: torch.Tensor | None = None,
     spatial_gamma: float = 1.0 / 3.0,
+    residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The inference form's Dynamic Shift-Max in one native call (needs the extension).
 
@@ -205,11 +206,12 @@ def fused_shift_max(
     high)``); ``shift_index`` (J - 1, C) int64, the channel each shift reads; ``output_index``
     (C,) int64, the permutation written (``out = result[:, output_index]``); ``spatial_weight``
     (1, C) and ``spatial_bias`` (1, 1) divided by the temperature, for the attention
-    ``pi = min(gamma * H * W * softmax_hw(logits), 1)``. Returns (N, C, H, W).
+    ``pi = min(gamma * H * W * softmax_hw(logits), 1)``; ``residual`` (N, C, H, W), added to
+    the (permuted) output in the same pass. Returns (N, C, H, W).
     """
     if not native_available():
         raise RuntimeError("fused_shift_max needs the native extension (kernels.status())")
-    return torch.ops.micronet.fused_shift_max(
+    args = (
         x,
         fc1_weight_t,
         fc1_bias,
@@ -223,3 +225,6 @@ def fused_shift_max(
         spatial_bias,
         spatial_gamma,
     )
+    if residual is None:  # (also runs extensions built before the residual argument)
+        return torch.ops.micronet.fused_shift_max(*args)
+    return torch.ops.micronet.fused_shift_max(*args, residual)

@@ -1,7 +1,8 @@
 // Vectorised float32 row loops of Dynamic Shift-Max's inference pass (one row = one channel's
-// H * W values). Each function is compiled for AVX-512, AVX2 + FMA and baseline x86-64 and the
-// best one is picked at load time (GCC function multi-versioning), so the extension built on one
-// x86 machine runs on any.
+// H * W values), each compiled for AVX2 + FMA and baseline x86-64 and picked at run time by CPU
+// feature (dispatch.h), so the extension built on one x86 machine runs on any. (The one-sample
+// ShiftMax kernels of layers.h, which micronet::fused_shift_max and the runner use, are in
+// rows.cpp too, built on their own inlined loops for AVX-512, AVX2 + FMA and baseline.)
 #pragma once
 
 #include <cstdint>
