@@ -1,0 +1,413 @@
+// micronet::Runner: a whole MicroNet inference form run in one native call.
+//
+// In eager PyTorch each of the inference form's ~50 layers costs a Python module call and a
+// dispatcher round trip (several microseconds each, about as much as the layer's arithmetic
+// at batch 1) plus a fresh output tensor. The runner holds the layers as a list of steps on
+// the tensors of the inference form's modules (deploy.native_runner builds it) and runs them
+// back to back on three activation buffers it allocates once per call, with the one-sample
+// kernels of layers.h. Per step, the channels of a sample are split over the intra-op threads.
+//
+// Steps: a separable k x 1 / 1 x k pair (stem and depthwise pairs), a grouped 1 x 1 conv, a
+// Dynamic Shift-Max; each with its activation, the channel permutation that follows it
+// (`dest`) and, for a residual block's last layer, the block's input added. `tap` copies the
+// current activation to an output (features); `set_head` adds the classifier head.
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/custom_class.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "layers.h"
+
+namespace micronet {
+namespace {
+
+enum class Kind { kSeparable, kPointwise, kShiftMax, kBlockInput, kTap };
+
+struct Step {
+  Kind kind;
+  SeparableConv separable{};
+  GroupedPointwise pointwise{};
+  ShiftMax shift_max{};
+  const int64_t* dest = nullptr;
+  bool residual = false;
+};
+
+at::Tensor checked_float(const at::Tensor& t, const char* what, int64_t numel) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous(),
+              "Runner: ", what, " must be a contiguous float32 CPU tensor");
+  TORCH_CHECK(t.numel() == numel, "Runner: ", what, " must have ", numel, " elements, got ",
+              t.numel());
+  return t;
+}
+
+at::Tensor checked_index(const at::Tensor& t, const char* what, int64_t numel, int64_t bound) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kLong && t.is_contiguous() &&
+                  t.numel() == numel,
+              "Runner: ", what, " must be a contiguous int64 CPU tensor of ", numel,
+              " elements");
+  const int64_t* data = t.data_ptr<int64_t>();
+  for (int64_t i = 0; i < numel; ++i) {
+    TORCH_CHECK(data[i] >= 0 && data[i] < bound, "Runner: ", what, " holds ", data[i],
+                " outside [0, ", bound, ")");
+  }
+  return t;
+}
+
+// Hard swish: x * relu6(x + 3) / 6.
+inline float hardswish(float v) { return v * std::min(std::max(v + 3.0f, 0.0f), 6.0f) / 6.0f; }
+
+// out[0 .. n) = bias + sum_r x[r] * weight[r, 0 .. n): a matrix-vector product over the rows
+// of a (rows, n) matrix, four rows per sweep over `out` (one read of each weight).
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void rows_gemv(
+    const float* x, const float* weight, const float* bias, int64_t rows, int64_t n,
+    float* out) {
+  std::memcpy(out, bias, sizeof(float) * n);
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const float a0 = x[r], a1 = x[r + 1], a2 = x[r + 2], a3 = x[r + 3];
+    const float* w0 = weight + r * n;
+    const float* w1 = w0 + n;
+    const float* w2 = w1 + n;
+    const float* w3 = w2 + n;
+    for (int64_t i = 0; i < n; ++i) out[i] += a0 * w0[i] + a1 * w1[i] + a2 * w2[i] + a3 * w3[i];
+  }
+  for (; r < rows; ++r) {
+    const float a = x[r];
+    const float* w = weight + r * n;
+    for (int64_t i = 0; i < n; ++i) out[i] += a * w[i];
+  }
+}
+
+}  // namespace
+
+class Runner : public torch::CustomClassHolder {
+ public:
+  Runner() = default;
+
+  void add_separable(at::Tensor weight1, at::Tensor bias1, at::Tensor weight2, at::Tensor bias2,
+                     int64_t in_channels, int64_t groups1, int64_t k, int64_t stride,
+                     int64_t padding, bool relu6, std::optional<at::Tensor> dest) {
+    TORCH_CHECK(in_channels == channels_, "Runner: separable step takes ", in_channels,
+                " channels, the previous step gives ", channels_);
+    TORCH_CHECK(groups1 > 0 && in_channels % groups1 == 0 && k > 0 && stride > 0 &&
+                    padding >= 0,
+                "Runner: bad separable geometry");
+    const int64_t mid = bias1.numel(), out = bias2.numel();
+    TORCH_CHECK(mid % groups1 == 0 && out % mid == 0, "Runner: separable widths ", in_channels,
+                " -> ", mid, " -> ", out, " do not fit groups ", groups1);
+    Step step{Kind::kSeparable};
+    SeparableConv& conv = step.separable;
+    conv.in_channels = in_channels;
+    conv.mid_channels = mid;
+    conv.out_channels = out;
+    conv.groups1 = groups1;
+    conv.k = k;
+    conv.stride = stride;
+    conv.pad = padding;
+    conv.weight1 = keep(checked_float(weight1, "weight1", mid * (in_channels / groups1) * k));
+    conv.bias1 = keep(checked_float(bias1, "bias1", mid));
+    conv.weight2 = keep(checked_float(weight2, "weight2", out * k));
+    conv.bias2 = keep(checked_float(bias2, "bias2", out));
+    conv.relu6 = relu6;
+    step.dest = keep_index(dest, out);
+    push(step, out);
+  }
+
+  void add_pointwise(at::Tensor weight, at::Tensor bias, int64_t groups, bool relu6,
+                     std::optional<at::Tensor> dest, bool residual) {
+    const int64_t out = bias.numel();
+    TORCH_CHECK(groups > 0 && channels_ % groups == 0 && out % groups == 0,
+                "Runner: pointwise ", channels_, " -> ", out, " does not fit groups ", groups);
+    Step step{Kind::kPointwise};
+    GroupedPointwise& conv = step.pointwise;
+    conv.in_channels = channels_;
+    conv.out_channels = out;
+    conv.groups = groups;
+    conv.weight = keep(checked_float(weight, "pointwise weight", out * (channels_ / groups)));
+    conv.bias = keep(checked_float(bias, "pointwise bias", out));
+    conv.relu6 = relu6;
+    step.dest = keep_index(dest, out);
+    step.residual = residual;
+    check_residual(residual, out);
+    push(step, out);
+  }
+
+  void add_shift_max(at::Tensor fc1_weight_t, at::Tensor fc1_bias, at::Tensor fc2_weight_t,
+                     at::Tensor fc2_bias, at::Tensor low, at::Tensor high,
+                     at::Tensor shift_index, int64_t num_fusions,
+                     std::optional<at::Tensor> spatial_weight, double spatial_bias,
+                     double spatial_gamma, std::optional<at::Tensor> dest, bool residual) {
+    const int64_t c = channels_;
+    TORCH_CHECK(shift_index.dim() == 2 && shift_index.size(1) == c,
+                "Runner: shift_index must be (J - 1, C) for C = ", c);
+    const int64_t j = shift_index.size(0) + 1, s = fc1_bias.numel();
+    const int64_t m = j * num_fusions * c;
+    Step step{Kind::kShiftMax};
+    ShiftMax& op = step.shift_max;
+    op.channels = c;
+    op.squeeze = s;
+    op.num_shifts = j;
+    op.num_fusions = num_fusions;
+    op.fc1_weight_t = keep(checked_float(fc1_weight_t, "fc1_weight_t", c * s));
+    op.fc1_bias = keep(checked_float(fc1_bias, "fc1_bias", s));
+    op.fc2_weight_t = keep(checked_float(fc2_weight_t, "fc2_weight_t", s * m));
+    op.fc2_bias = keep(checked_float(fc2_bias, "fc2_bias", m));
+    op.low = keep(checked_float(low, "low", m));
+    op.high = keep(checked_float(high, "high", m));
+    op.shift_index = keep_index(shift_index, (j - 1) * c);
+    op.spatial_weight = nullptr;
+    if (spatial_weight.has_value()) {
+      op.spatial_weight = keep(checked_float(*spatial_weight, "spatial_weight", c));
+    }
+    op.spatial_bias = static_cast<float>(spatial_bias);
+    op.spatial_gamma = static_cast<float>(spatial_gamma);
+    step.dest = keep_index(dest, c);
+    step.residual = residual;
+    check_residual(residual, c);
+    push(step, c);
+  }
+
+  // The current activation is the input of a residual block (added by its last step).
+  void begin_block() {
+    Step step{Kind::kBlockInput};
+    steps_.push_back(step);
+    block_channels_ = channels_;
+  }
+
+  // The current activation is one of the outputs (features_only), in order.
+  void tap() {
+    steps_.push_back(Step{Kind::kTap});
+    ++taps_;
+  }
+
+  // Classifier head of deploy.FusedClassifierHead: ReLU6, global mean, h-swish,
+  // fc1 (C, hidden), h-swish, fc2 (hidden, classes), h-swish.
+  void set_head(at::Tensor fc1_weight_t, at::Tensor fc1_bias, at::Tensor fc2_weight_t,
+                at::Tensor fc2_bias) {
+    const int64_t hidden = fc1_bias.numel(), classes = fc2_bias.numel();
+    head_fc1_ = checked_float(fc1_weight_t, "head fc1_weight_t", channels_ * hidden);
+    head_fc1_bias_ = checked_float(fc1_bias, "head fc1_bias", hidden);
+    head_fc2_ = checked_float(fc2_weight_t, "head fc2_weight_t", hidden * classes);
+    head_fc2_bias_ = checked_float(fc2_bias, "head fc2_bias", classes);
+  }
+
+  void set_input_channels(int64_t channels) {
+    TORCH_CHECK(steps_.empty(), "Runner: set the input channels before adding steps");
+    input_channels_ = channels_ = channels;
+  }
+
+  std::vector<at::Tensor> run(const at::Tensor& input) const {
+    TORCH_CHECK(input.dim() == 4 && input.device().is_cpu() &&
+                    input.scalar_type() == at::kFloat,
+                "Runner: input must be a float32 CPU (N, C, H, W) tensor");
+    TORCH_CHECK(input.size(1) == input_channels_, "Runner: input has ", input.size(1),
+                " channels, the network takes ", input_channels_);
+    TORCH_CHECK(head_fc1_.defined() || taps_ > 0, "Runner: no head and no tap: nothing to return");
+    const at::Tensor x = input.contiguous();
+    const int64_t batch = x.size(0);
+
+    // Shapes of every step for this input size: buffer and workspace sizes.
+    std::vector<int64_t> heights, widths;
+    int64_t h = x.size(2), w = x.size(3), largest = 0, workspace = 0;
+    int64_t channels = input_channels_;
+    std::vector<std::vector<int64_t>> tap_shapes;
+    for (const Step& step : steps_) {
+      if (step.kind == Kind::kSeparable) {
+        workspace = std::max(workspace, separable_conv_workspace(step.separable, h, w));
+        h = separable_out_size(h, step.separable);
+        w = separable_out_size(w, step.separable);
+        TORCH_CHECK(h > 0 && w > 0, "Runner: input ", x.sizes(), " too small for the network");
+        channels = step.separable.out_channels;
+      } else if (step.kind == Kind::kPointwise) {
+        channels = step.pointwise.out_channels;
+      } else if (step.kind == Kind::kShiftMax) {
+        workspace = std::max(workspace, shift_max_coefficients_size(step.shift_max, h * w));
+      } else if (step.kind == Kind::kTap) {
+        tap_shapes.push_back({batch, channels, h, w});
+      }
+      heights.push_back(h);
+      widths.push_back(w);
+      largest = std::max(largest, channels * h * w);
+    }
+
+    if (head_fc1_.defined()) {  // the head's pooled and hidden vectors
+      workspace = std::max(workspace, channels + head_fc1_bias_.numel());
+    }
+    std::vector<at::Tensor> outputs;
+    for (const auto& shape : tap_shapes) outputs.push_back(at::empty(shape, x.options()));
+    at::Tensor logits;
+    if (head_fc1_.defined()) {
+      logits = at::empty({batch, head_fc2_bias_.numel()}, x.options());
+    }
+    // Three activation buffers (current, next, a residual block's input), the kernels'
+    // workspace per thread, and the head's vectors.
+    const int64_t threads = at::get_num_threads();
+    const int64_t floats = 3 * largest + threads * (workspace + 16) + 16;
+    // The buffers of the previous call are reused (fresh pages of a large allocation cost
+    // page faults every call); a concurrent call gets its own.
+    std::unique_lock<std::mutex> lock(memory_mutex_, std::try_to_lock);
+    at::Tensor memory;
+    if (lock.owns_lock() && memory_.defined() && memory_.numel() >= floats) {
+      memory = memory_;
+    } else {
+      memory = at::empty({floats}, x.options());
+      if (lock.owns_lock()) memory_ = memory;
+    }
+    float* buffers[3] = {memory.data_ptr<float>(), memory.data_ptr<float>() + largest,
+                         memory.data_ptr<float>() + 2 * largest};
+    float* workspaces = buffers[2] + largest;
+
+    for (int64_t n = 0; n < batch; ++n) {
+      const float* current = x.data_ptr<float>() + n * x.stride(0);
+      int64_t c = input_channels_, ch = x.size(2), cw = x.size(3);
+      const float* block_input = nullptr;
+      int tap_index = 0;
+      for (size_t index = 0; index < steps_.size(); ++index) {
+        const Step& step = steps_[index];
+        if (step.kind == Kind::kBlockInput) {
+          block_input = current;
+          continue;
+        }
+        if (step.kind == Kind::kTap) {
+          float* dst = outputs[tap_index].data_ptr<float>() + n * c * ch * cw;
+          std::memcpy(dst, current, sizeof(float) * c * ch * cw);
+          ++tap_index;
+          continue;
+        }
+        // The output buffer: neither the current activation nor a live block input.
+        float* out = nullptr;
+        for (float* candidate : buffers) {
+          if (candidate != current && candidate != block_input) {
+            out = candidate;
+            break;
+          }
+        }
+        const float* residual = step.residual ? block_input : nullptr;
+        TORCH_CHECK(!step.residual || residual, "Runner: residual step without a block input");
+        run_step(step, current, ch, cw, out, residual, workspaces, workspace + 16);
+        if (step.kind == Kind::kSeparable) c = step.separable.out_channels;
+        if (step.kind == Kind::kPointwise) c = step.pointwise.out_channels;
+        ch = heights[index];
+        cw = widths[index];
+        current = out;
+        if (step.residual) block_input = nullptr;
+      }
+      if (logits.defined()) {
+        head(current, c, ch * cw, logits.data_ptr<float>() + n * logits.size(1),
+             workspaces);
+      }
+    }
+    if (logits.defined()) outputs.insert(outputs.begin(), logits);
+    return outputs;
+  }
+
+  int64_t num_steps() const { return static_cast<int64_t>(steps_.size()); }
+
+ private:
+  const float* keep(const at::Tensor& t) {
+    kept_.push_back(t);
+    return t.data_ptr<float>();
+  }
+
+  const int64_t* keep_index(const std::optional<at::Tensor>& t, int64_t numel) {
+    if (!t.has_value()) return nullptr;
+    return keep_index(*t, numel);
+  }
+
+  const int64_t* keep_index(const at::Tensor& t, int64_t numel) {
+    const int64_t bound = t.dim() == 2 ? channels_ : numel;
+    kept_.push_back(checked_index(t, "index", numel, bound));
+    return t.data_ptr<int64_t>();
+  }
+
+  void check_residual(bool residual, int64_t out) const {
+    TORCH_CHECK(!residual || (block_channels_ == out && !steps_.empty()),
+                "Runner: a residual step must output its block's input width ", block_channels_);
+  }
+
+  void push(const Step& step, int64_t out_channels) {
+    TORCH_CHECK(!head_fc1_.defined(), "Runner: no steps after the head");
+    steps_.push_back(step);
+    channels_ = out_channels;
+  }
+
+  // One step on one sample, its channels split over the intra-op threads.
+  static void run_step(const Step& step, const float* in, int64_t h, int64_t w, float* out,
+                       const float* residual, float* workspaces, int64_t workspace_stride) {
+    const int64_t hw = h * w;
+    auto workspace_of_thread = [&]() {
+      return workspaces + at::get_thread_num() * workspace_stride;
+    };
+    if (step.kind == Kind::kSeparable) {
+      const SeparableConv& conv = step.separable;
+      const int64_t out_hw = separable_out_size(h, conv) * separable_out_size(w, conv);
+      const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(out_hw, 1));
+      at::parallel_for(0, conv.mid_channels, grain, [&](int64_t begin, int64_t end) {
+        separable_conv(conv, in, h, w, out, step.dest, workspace_of_thread(), begin, end);
+      });
+    } else if (step.kind == Kind::kPointwise) {
+      const GroupedPointwise& conv = step.pointwise;
+      const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(hw, 1));
+      at::parallel_for(0, conv.out_channels, grain, [&](int64_t begin, int64_t end) {
+        grouped_pointwise(conv, in, hw, out, step.dest, residual, begin, end);
+      });
+    } else {
+      const ShiftMax& op = step.shift_max;
+      float* coefficients = workspaces;  // filled once, read by every thread
+      shift_max_coefficients(op, in, hw, coefficients);
+      const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(hw, 1));
+      at::parallel_for(0, op.channels, grain, [&](int64_t begin, int64_t end) {
+        shift_max_apply(op, in, hw, coefficients, out, step.dest, residual, begin, end);
+      });
+    }
+  }
+
+  void head(const float* x, int64_t channels, int64_t hw, float* logits,
+            float* scratch) const {
+    const int64_t hidden = head_fc1_bias_.numel(), classes = head_fc2_bias_.numel();
+    float* pooled = scratch;
+    float* hidden_values = scratch + channels;
+    for (int64_t c = 0; c < channels; ++c) {
+      const float* row = x + c * hw;
+      float total = 0.0f;
+      for (int64_t p = 0; p < hw; ++p) total += std::min(std::max(row[p], 0.0f), 6.0f);
+      pooled[c] = hardswish(total / static_cast<float>(hw));
+    }
+    rows_gemv(pooled, head_fc1_.data_ptr<float>(), head_fc1_bias_.data_ptr<float>(), channels,
+              hidden, hidden_values);
+    for (int64_t i = 0; i < hidden; ++i) hidden_values[i] = hardswish(hidden_values[i]);
+    rows_gemv(hidden_values, head_fc2_.data_ptr<float>(), head_fc2_bias_.data_ptr<float>(),
+              hidden, classes, logits);
+    for (int64_t i = 0; i < classes; ++i) logits[i] = hardswish(logits[i]);
+  }
+
+  std::vector<Step> steps_;
+  std::vector<at::Tensor> kept_;  // the tensors the steps point into
+  int64_t input_channels_ = 3, channels_ = 3, block_channels_ = -1, taps_ = 0;
+  at::Tensor head_fc1_, head_fc1_bias_, head_fc2_, head_fc2_bias_;
+  mutable std::mutex memory_mutex_;
+  mutable at::Tensor memory_;  // activation buffers and workspaces, kept between calls
+};
+
+TORCH_LIBRARY_FRAGMENT(micronet, m) {
+  m.class_<Runner>("Runner")
+      .def(torch::init<>())
+      .def("set_input_channels", &Runner::set_input_channels)
+      .def("add_separable", &Runner::add_separable)
+      .def("add_pointwise", &Runner::add_pointwise)
+      .def("add_shift_max", &Runner::add_shift_max)
+      .def("begin_block", &Runner::begin_block)
+      .def("tap", &Runner::tap)
+      .def("set_head", &Runner::set_head)
+      .def("num_steps", &Runner::num_steps)
+      .def("run", &Runner::run);
+}
+
+}  // namespace micronet
