@@ -191,6 +191,8 @@ def build_runner(model: nn.Module):
 
     if not isinstance(model, InferenceMicroNet):
         raise RunnerUnsupported(f"build_runner needs an InferenceMicroNet, got {type(model)}")
+    if not isinstance(model.stem, nn.Sequential):
+        raise RunnerUnsupported(f"no native step for a {type(model.stem).__name__} stem")
     builder = _Builder(in_channels=3)
     channels = 3
     for module in model.stem:
