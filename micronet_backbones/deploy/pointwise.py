@@ -12,17 +12,6 @@ from .permutation import exporting
 
 __all__ = ["FusedPointwise"]
 
-_pointwise_op: bool | None = None
-
-
-def _pointwise_op_available() -> bool:
-    """``torch.ops.micronet.grouped_pointwise`` exists (looked up once, after the native kernels
-    are loaded: an extension built before the op was added lacks it)."""
-    global _pointwise_op
-    if _pointwise_op is None:
-        _pointwise_op = hasattr(torch.ops.micronet, "grouped_pointwise")
-    return _pointwise_op
-
 
 class FusedPointwise(nn.Module):
     """(N, I, H, W) -> (N, O, H, W): ``bn(conv(x))`` of a grouped 1x1 conv, BN folded.
@@ -66,7 +55,7 @@ class FusedPointwise(nn.Module):
             return False
         if torch.is_grad_enabled() and x.requires_grad:
             return False
-        return kernels.native_available() and _pointwise_op_available()
+        return kernels.native_op_available("grouped_pointwise")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape

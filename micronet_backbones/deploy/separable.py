@@ -12,17 +12,6 @@ from .permutation import exporting, fixed_shape, inverse_permutation
 
 __all__ = ["MergedSeparableConv"]
 
-_separable_op: bool | None = None
-
-
-def _separable_op_available() -> bool:
-    """``torch.ops.micronet.separable_conv`` exists (looked up once, after the native kernels
-    are loaded: an extension built before the op was added lacks it)."""
-    global _separable_op
-    if _separable_op is None:
-        _separable_op = hasattr(torch.ops.micronet, "separable_conv")
-    return _separable_op
-
 
 def _depthwise_outputs_moved(index: torch.Tensor, outputs: int) -> torch.Tensor:
     """(outputs,) new position of each output of a depthwise conv (``index.numel()`` groups,
@@ -49,9 +38,7 @@ class MergedSeparableConv(nn.Module):
     so no correction is needed): onnxruntime runs two depthwise convs faster than one k x k
     conv plus the correction. With the native kernels built, float32 CPU calls (not exporting)
     run the pair itself, ``micronet::separable_conv`` (2k multiply-adds per output instead of
-    k * k, exact with no correction; the stem's output permutation included), or, with an
-    extension that predates that op, the merged depthwise k x k (k = 3, 5) as
-    ``micronet::depthwise_conv``, correction included.
+    k * k, exact with no correction; the stem's output permutation included).
 
     Buffers: ``weight`` (O, I / groups, kh, kw), ``bias`` (O,); the folded pair
     ``first_weight`` (M, I / groups, kh, 1), ``first_bias`` (M,), ``second_weight``
@@ -169,25 +156,7 @@ class MergedSeparableConv(nn.Module):
             and not exporting()
             and x.dtype == torch.float32
             and x.device.type == "cpu"
-            and kernels.native_available()
-            and _separable_op_available()
-        )
-
-    def _native(self, x: torch.Tensor) -> bool:
-        """``micronet::depthwise_conv`` applies: a depthwise (one input channel per group)
-        square 3x3 / 5x5 kernel, equal strides 1 or 2 and paddings, float32 on the CPU, not
-        exporting, and the native kernels built."""
-        if exporting() or x.dtype != torch.float32 or x.device.type != "cpu":
-            return False
-        _, i, kh, kw = self.weight.shape
-        return (
-            i == 1
-            and kh == kw
-            and kh in (3, 5)
-            and self.stride[0] == self.stride[1]
-            and self.stride[0] in (1, 2)
-            and self.padding[0] == self.padding[1]
-            and kernels.native_available()
+            and kernels.native_op_available("separable_conv")
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,11 +171,6 @@ class MergedSeparableConv(nn.Module):
                 self._first_conv[2], self._first_conv[0][0], self._first_conv[1][0], False,
                 self.output_index,
             )  # fmt: skip
-        if self._native(x):
-            correction = self.column_correction(x.shape[-1], x)
-            return torch.ops.micronet.depthwise_conv(
-                x, self.weight, self.bias, self.stride[0], self.padding[0], correction
-            )
         out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
         # A traced graph is for the traced spatial size: the correction is a constant of it.
         correction = self.column_correction(fixed_shape(x)[-1], out)

@@ -18,7 +18,7 @@ The extension is built by ``make setup``; without it (or with ``MICRONET_KERNELS
 everything runs through the PyTorch fallback, the reference the tests compare against.
 """
 
-from .loader import KernelStatus, native_available, pytorch_fallback, status
+from .loader import KernelStatus, native_available, native_op_available, pytorch_fallback, status
 from .memory import saved_tensor_bytes
 from .shift_max import fused_shift_max, shift_max
 
@@ -26,6 +26,7 @@ __all__ = [
     "KernelStatus",
     "fused_shift_max",
     "native_available",
+    "native_op_available",
     "pytorch_fallback",
     "saved_tensor_bytes",
     "shift_max",

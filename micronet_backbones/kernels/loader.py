@@ -12,12 +12,13 @@ fallback, which computes the same functions.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["KernelStatus", "native_available", "pytorch_fallback", "status"]
+__all__ = ["KernelStatus", "native_available", "native_op_available", "pytorch_fallback", "status"]
 
 ENV_VAR = "MICRONET_KERNELS"
 
@@ -67,6 +68,20 @@ def status() -> KernelStatus:
 def native_available() -> bool:
     """True when ``torch.ops.micronet.*`` run the compiled C++ kernels."""
     return status().backend == "native"
+
+
+def native_op_available(name: str) -> bool:
+    """True when the native kernels are in use and include ``torch.ops.micronet.<name>`` (an
+    extension built before that operator was added lacks it)."""
+    return native_available() and _registered(name)
+
+
+@functools.cache
+def _registered(name: str) -> bool:
+    """``torch.ops.micronet.<name>`` exists (looked up once, only after the extension loaded)."""
+    import torch
+
+    return hasattr(torch.ops.micronet, name)
 
 
 @contextlib.contextmanager

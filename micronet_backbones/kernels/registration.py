@@ -33,14 +33,6 @@ def _fused_shift_max(
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
-def _depthwise_conv(x, weight, bias, stride, padding, correction):
-    """(N, C, H, W) -> (N, O, H', W'), H' = (H + 2 * padding - k) // stride + 1."""
-    n, _, h, w = x.shape
-    k = weight.shape[-1]
-    size = [(d + 2 * padding - k) // stride + 1 for d in (h, w)]
-    return x.new_empty((n, weight.shape[0], *size))
-
-
 def _separable_conv(
     x, weight1, bias1, weight2, bias2, groups1, stride, padding, relu6, output_index
 ):
@@ -77,7 +69,6 @@ def register_fake_kernels() -> None:
     if _registered:
         return
     torch.library.register_fake("micronet::fused_shift_max")(_fused_shift_max)
-    torch.library.register_fake("micronet::depthwise_conv")(_depthwise_conv)
     if hasattr(torch.ops.micronet, "separable_conv"):  # (extensions built before it lack it)
         torch.library.register_fake("micronet::separable_conv")(_separable_conv)
     if hasattr(torch.ops.micronet, "grouped_pointwise"):  # (extensions built before it lack it)
