@@ -18,9 +18,10 @@ shift ``j`` rolls *both* axes by ``j``, so ``x^{(j)}[(g, m)] = x[((g + j) mod G,
 (one step moves every channel to the next group and the next position within it).
 
 :meth:`DynamicShiftMax.forward` runs the Shift-Max through :func:`micronet_backbones.kernels.
-shift_max`: one differentiable function that keeps only x, the coefficients (and the attention)
-for backward and recomputes the K fusions there, instead of autograd keeping every shifted map,
-product and partial max (native C++ when built, else PyTorch ops). Traced and exported graphs
+shift_max`: one differentiable function that keeps only x (or, right after a BatchNorm, the
+norm's input, which the norm keeps anyway, and reruns the norm), the coefficients (and the
+attention) for backward and recomputes the K fusions there, instead of autograd keeping every
+shifted map, product and partial max (native C++ when built, else PyTorch ops). Traced and exported graphs
 use :func:`shift_max` (standard ops).
 """
 
