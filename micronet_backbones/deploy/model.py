@@ -101,7 +101,7 @@ class InferenceMicroNet(nn.Module):
             or not runner_available()
         ):
             return None
-        if self._runner is None:
+        if self._runner is None or not self._runner.current():  # (a buffer changed in place)
             try:
                 self._runner = build_runner(self)
             except RunnerUnsupported as error:
@@ -110,7 +110,7 @@ class InferenceMicroNet(nn.Module):
         return self._runner
 
     def _apply(self, fn, recurse=True):
-        # Moving or casting the buffers invalidates the runner, which points into them.
+        # Moving or casting the buffers invalidates the runner, which holds a copy of them.
         self._runner, self._runner_error = None, None
         return super()._apply(fn, recurse)
 

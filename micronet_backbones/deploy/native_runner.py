@@ -3,12 +3,16 @@
 In eager PyTorch at batch 1, MicroNet's inference form spends about as long calling its ~50
 layers (Python module calls, dispatcher round trips, a fresh tensor per output) as computing
 them. :func:`build_runner` turns an :class:`~micronet_backbones.deploy.model.InferenceMicroNet`
-into a list of native steps on the same tensors (no copy of the weights): the stem and each
-depthwise pair as a separable k x 1 / 1 x k pair, each grouped 1 x 1 conv, each Dynamic
-Shift-Max; a ReLU6 and any channel permutation after a layer become part of that layer's step
-(its activation, and the output planes it writes), a residual addition part of the block's
-last step. ``Runner.run(x)`` then runs the whole network in C++ and returns the logits (or the
-``features_only`` maps).
+into a list of native steps: the stem and each depthwise pair as a separable k x 1 / 1 x k
+pair, each grouped 1 x 1 conv, each Dynamic Shift-Max; a ReLU6 and any channel permutation
+after a layer become part of that layer's step (its activation, and the output planes it
+writes), a residual addition part of the block's last step. ``Runner.run(x)`` then runs the
+whole network in C++ and returns the logits (or the ``features_only`` maps).
+
+The runner reads a copy of the model's tensors, packed in the order the steps read them on
+huge pages (see ``kernels/csrc/runner.cpp``: a cold call's page walks and scattered reads go).
+``Runner.current()`` turns False once one of those tensors is changed in place, and the
+inference form then builds a new runner.
 
 A module the runner has no step for raises :class:`RunnerUnsupported`; the inference form then
 keeps its layer-by-layer path (which is also what ``torch.compile`` and ONNX export trace).
@@ -206,4 +210,5 @@ def build_runner(model: nn.Module):
     if model.head is not None:
         head = model.head
         builder.runner.set_head(head.fc1_weight_t, head.fc1_bias, head.fc2_weight_t, head.fc2_bias)
+    builder.runner.finish()
     return builder.runner

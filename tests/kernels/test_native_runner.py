@@ -114,6 +114,37 @@ def test_copies_casts_and_state_dict_loads_rebuild_the_runner():
         assert_equal_outputs(as_list(fast(x)), as_list(other(x)))
 
 
+def test_in_place_changes_of_the_weights_rebuild_the_runner():
+    # The runner reads a packed copy of the buffers; an in-place edit makes it stale.
+    fast = to_inference_form(authors_model("m0"))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        before = fast(x)
+        runner = fast._runner
+        assert runner.current()
+        fast.head.fc2_bias.add_(1.0)
+        assert not runner.current()
+        after = fast(x)
+        assert fast._runner is not runner and fast._runner.current()
+        with native_runner.layer_by_layer():
+            expected = fast(x)
+    assert not torch.allclose(after, before)
+    assert relative_error(after, expected) < TOLERANCE
+
+
+def test_runner_must_be_finished_once():
+    fast = to_inference_form(authors_model("m0"))
+    runner = native_runner.build_runner(fast)  # finished
+    with pytest.raises(RuntimeError, match="finish"):
+        runner.finish()
+    with pytest.raises(RuntimeError, match="no steps after"):
+        runner.tap()
+    unfinished = torch.classes.micronet.Runner()
+    unfinished.set_input_channels(3)
+    with pytest.raises(RuntimeError, match="call finish"):
+        unfinished.run(torch.randn(1, 3, 64, 64))
+
+
 def _perturb_batchnorm(module):
     if isinstance(module, torch.nn.BatchNorm2d):
         module.running_mean.add_(0.1)
