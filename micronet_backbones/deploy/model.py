@@ -8,9 +8,9 @@ from torch import nn
 
 from .. import kernels
 from ..model import ClassifierHead, MicroNet, check_image_batch
+from . import native_runner
 from .blocks import fuse_block, fuse_stem
 from .folding import fold_linear_batchnorm
-from .permutation import exporting
 
 __all__ = ["FusedClassifierHead", "InferenceMicroNet", "to_inference_form"]
 
@@ -89,24 +89,25 @@ class InferenceMicroNet(nn.Module):
 
     def _native_runner(self, x: torch.Tensor):
         """The runner for this call, or None: eager (not tracing, exporting or compiling),
-        float32 CPU input, native kernels built with the runner, and every layer supported."""
-        from .native_runner import RunnerUnsupported, build_runner, runner_available
+        float32 CPU input, native kernels built with the runner, and every layer supported.
 
+        Kept to a few cheap tests: called between other work, each Python operation here can
+        cost microseconds of cache misses, and M0's whole network takes about 0.5 ms. (ONNX
+        export traces, with torch.jit or torch.export, so the tracing and compiling flags
+        cover it.)"""
         if (
-            x.dtype != torch.float32
-            or x.device.type != "cpu"
-            or exporting()
-            or torch.compiler.is_compiling()
-            or self._runner_error is not None
-            or not runner_available()
+            x.dtype is not torch.float32
+            or not x.is_cpu
+            or torch.compiler.is_compiling()  # first: Dynamo cannot trace the next one
+            or torch._C._is_tracing()
+            or not native_runner.runner_available()
         ):
             return None
-        if self._runner is None or not self._runner.current():  # (a buffer changed in place)
+        if self._runner is None and self._runner_error is None:
             try:
-                self._runner = build_runner(self)
-            except RunnerUnsupported as error:
+                self._runner = native_runner.build_runner(self)
+            except native_runner.RunnerUnsupported as error:
                 self._runner_error = str(error)
-                return None
         return self._runner
 
     def _apply(self, fn, recurse=True):
@@ -128,7 +129,13 @@ class InferenceMicroNet(nn.Module):
         check_image_batch(x)
         runner = self._native_runner(x)
         if runner is not None:
-            outputs = runner.run(x)
+            try:
+                outputs = runner.run(x)
+            except RuntimeError:
+                if runner.current():
+                    raise
+                self._runner = None  # a buffer was changed in place: a new runner
+                return self.forward(x)
             return list(outputs) if self.features_only else outputs[0]
         x = self.stem(x)
         if not self.features_only:

@@ -11,8 +11,8 @@ whole network in C++ and returns the logits (or the ``features_only`` maps).
 
 The runner reads a copy of the model's tensors, packed in the order the steps read them on
 huge pages (see ``kernels/csrc/runner.cpp``: a cold call's page walks and scattered reads go).
-``Runner.current()`` turns False once one of those tensors is changed in place, and the
-inference form then builds a new runner.
+Once one of those tensors is changed in place, ``Runner.current()`` is False and
+``Runner.run`` raises; the inference form then builds a new runner.
 
 A module the runner has no step for raises :class:`RunnerUnsupported`; the inference form then
 keeps its layer-by-layer path (which is also what ``torch.compile`` and ONNX export trace).
@@ -47,9 +47,9 @@ _layer_by_layer = False
 
 
 def runner_available() -> bool:
-    """True when the native kernels are loaded and include ``micronet::Runner`` (and no
+    """True when the native kernels are loaded and include the runner (and no
     :func:`layer_by_layer` block is active)."""
-    return not _layer_by_layer and kernels.native_available() and _runner_registered()
+    return not _layer_by_layer and kernels.native_available() and _runner_class() is not None
 
 
 @contextlib.contextmanager
@@ -65,12 +65,13 @@ def layer_by_layer() -> Iterator[None]:
 
 
 @functools.cache
-def _runner_registered() -> bool:
+def _runner_class():
+    """``micronet_backbones.kernels._C.Runner``, or None (an extension built without it)."""
     try:
-        torch.classes.micronet.Runner  # noqa: B018  (raises when the class is not registered)
-    except (RuntimeError, AttributeError):
-        return False
-    return True
+        from ..kernels import _C
+    except ImportError:
+        return None
+    return getattr(_C, "Runner", None)
 
 
 @dataclass
@@ -99,7 +100,7 @@ class _Builder:
     """Feeds steps to a ``micronet::Runner``, one pending step at a time."""
 
     def __init__(self, in_channels: int) -> None:
-        self.runner = torch.classes.micronet.Runner()
+        self.runner = _runner_class()()
         self.runner.set_input_channels(in_channels)
         self.pending: _Step | None = None
 
@@ -186,7 +187,7 @@ class _Builder:
 
 
 def build_runner(model: nn.Module):
-    """``torch.classes.micronet.Runner`` running ``model`` (an ``InferenceMicroNet``, float32,
+    """A ``micronet_backbones.kernels._C.Runner`` running ``model`` (an ``InferenceMicroNet``, float32,
     on the CPU). ``runner.run(x)`` -> list of tensors: ``[logits]``, or the features.
 
     Raises :class:`RunnerUnsupported` for a model holding layers the runner has no step for.

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from kernel_helpers import authors_model
+from kernel_helpers import authors_model, random_fused_shift_max
 
 from micronet_backbones import kernels
-from micronet_backbones.deploy import ChannelPermutation, FusedShiftMax, to_inference_form
-from micronet_backbones.ops import DynamicShiftMax
+from micronet_backbones.deploy import FusedShiftMax, to_inference_form
 
 RTOL = 1e-5
 
@@ -99,30 +98,6 @@ def test_model_layers_with_residual_and_batch(model_layers):
 # --- synthetic layers over the kernels' code paths ----------------------------------------------
 
 
-def fused_module(channels, groups, k, j, *, spatial=False, output=None, squeeze=None, seed=0):
-    """A FusedShiftMax from a DynamicShiftMax with a random hyper-function (far from init)."""
-    torch.manual_seed(seed)
-    init = ([[1.0] + [0.0] * (j - 1), [0.5] * j, [0.0] * j] * 2)[:k]
-    module = DynamicShiftMax(
-        channels,
-        groups,
-        num_shifts=j,
-        num_fusions=k,
-        init=init,
-        squeeze_channels=squeeze,
-        spatial_attention=spatial,
-    )
-    with torch.no_grad():
-        for p in module.parameters():
-            p.normal_(0.0, 0.5)
-    fused = FusedShiftMax(module.eval())
-    if output == "gather":
-        fused.output = ChannelPermutation(torch.randperm(channels))
-    elif output == "shuffle":
-        fused.output = ChannelPermutation(torch.arange(channels).view(groups, -1).t().reshape(-1))
-    return fused
-
-
 @pytest.mark.parametrize(
     "channels, groups, k, j, squeeze, size",
     [
@@ -148,7 +123,7 @@ def test_synthetic_layers(channels, groups, k, j, squeeze, size, output):
     require_op()
     if j > groups:
         pytest.skip("more shifts than groups")
-    fused = fused_module(channels, groups, k, j, output=output, squeeze=squeeze)
+    fused = random_fused_shift_max(channels, groups, k, j, output=output, squeeze=squeeze)
     x = torch.randn(2, channels, *size)
     native, expected = native_and_reference(fused, x)
     assert_exact(native, expected)
@@ -166,7 +141,7 @@ def test_synthetic_layers(channels, groups, k, j, squeeze, size, output):
 @pytest.mark.parametrize("residual", [False, True])
 def test_spatial_attention(channels, groups, k, size, residual):
     require_op(residual)
-    fused = fused_module(channels, groups, k, 2, spatial=True, output="shuffle")
+    fused = random_fused_shift_max(channels, groups, k, 2, spatial=True, output="shuffle")
     x = torch.randn(2, channels, *size)
     res = torch.randn(x.shape) if residual else None
     native, expected = native_and_reference(fused, x, res)
@@ -176,7 +151,7 @@ def test_spatial_attention(channels, groups, k, size, residual):
 @pytest.mark.parametrize("output", [None, "shuffle"])
 def test_residual(output):
     require_op(residual=True)
-    fused = fused_module(96, 8, 2, 2, output=output)
+    fused = random_fused_shift_max(96, 8, 2, 2, output=output)
     x = torch.randn(3, 96, 14, 15)
     residual = torch.randn(x.shape)
     native, expected = native_and_reference(fused, x, residual)
@@ -191,7 +166,7 @@ def test_native_params_describe_the_op():
     """native_params() holds what a runner passes to the kernels: calling the op with them
     gives the module's result."""
     require_op()
-    fused = fused_module(48, 12, 2, 2, spatial=True, output="gather")
+    fused = random_fused_shift_max(48, 12, 2, 2, spatial=True, output="gather")
     p = fused.native_params()
     c, s = 48, p["squeeze"]
     assert p["fc1_weight_t"].shape == (c, s) and p["fc2_weight_t"].shape == (s, 4 * c)
@@ -212,13 +187,13 @@ def test_native_params_describe_the_op():
     )
     _, expected = native_and_reference(fused, x)
     assert_exact(out, expected)
-    plain = fused_module(24, 4, 1, 2).native_params()
+    plain = random_fused_shift_max(24, 4, 1, 2).native_params()
     assert plain["spatial_weight"] is None and plain["output_index"] is None
 
 
 def test_bad_arguments_are_rejected():
     require_op(residual=True)
-    fused = fused_module(24, 4, 2, 2)
+    fused = random_fused_shift_max(24, 4, 2, 2)
     x = torch.randn(1, 24, 5, 5)
     args = [
         x,

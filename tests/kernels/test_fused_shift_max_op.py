@@ -4,32 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from kernel_helpers import use_backend
+from kernel_helpers import random_fused_shift_max, use_backend
 from micronet_testing import relative_error
 
 from micronet_backbones import kernels
-from micronet_backbones.deploy import ChannelPermutation, FusedShiftMax
-from micronet_backbones.ops import DynamicShiftMax
-
-
-def fused_module(channels, groups, k, j, spatial, input_permuted, output, seed=0):
-    """A FusedShiftMax from a DynamicShiftMax with random (far from init) hyper-function."""
-    torch.manual_seed(seed)
-    init = [[1.0] + [0.0] * (j - 1), [0.5] * j, [0.0] * j][:k]
-    module = DynamicShiftMax(
-        channels, groups, num_shifts=j, num_fusions=k, init=init, spatial_attention=spatial
-    )
-    with torch.no_grad():
-        for p in module.parameters():
-            p.normal_(0.0, 0.5)
-    fused = FusedShiftMax(module.eval())
-    if input_permuted:
-        fused.absorb_input_permutation(torch.randperm(channels))
-    if output == "shuffle":
-        fused.output = ChannelPermutation(torch.arange(channels).view(groups, -1).t().reshape(-1))
-    elif output == "gather":
-        fused.output = ChannelPermutation(torch.randperm(channels))
-    return fused
+from micronet_backbones.deploy import FusedShiftMax
 
 
 def native_call(fused: FusedShiftMax, x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +46,9 @@ def test_native_equals_pytorch(
 ):
     if not kernels.native_available():
         pytest.skip(f"native kernels not built: {kernels.status().reason}")
-    fused = fused_module(channels, groups, k, j, spatial, input_permuted, output)
+    fused = random_fused_shift_max(
+        channels, groups, k, j, spatial=spatial, input_permuted=input_permuted, output=output
+    )
     x = torch.randn(size)
     native = native_call(fused, x)
     use_backend(monkeypatch, "pytorch")
@@ -80,7 +61,7 @@ def test_native_equals_pytorch(
 def test_native_rejects_bad_input():
     if not kernels.native_available():
         pytest.skip(f"native kernels not built: {kernels.status().reason}")
-    fused = fused_module(24, 4, 2, 2, False, False, None)
+    fused = random_fused_shift_max(24, 4, 2, 2)
     with pytest.raises(RuntimeError, match="x must be a float32"):
         native_call(fused, torch.randn(1, 24, 5, 5, dtype=torch.float64))
     with pytest.raises(RuntimeError, match=r"fc1_weight_t must be \(C, S\)"):
@@ -89,6 +70,6 @@ def test_native_rejects_bad_input():
 
 def test_fallback_refuses_the_native_call(monkeypatch):
     use_backend(monkeypatch, "pytorch")
-    fused = fused_module(24, 4, 2, 2, False, False, None)
+    fused = random_fused_shift_max(24, 4, 2, 2)
     with pytest.raises(RuntimeError, match="needs the native extension"):
         native_call(fused, torch.randn(1, 24, 5, 5))

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from kernel_helpers import OpLog
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from micronet_backbones import kernels
 from micronet_backbones.deploy.pointwise import FusedPointwise
@@ -154,18 +154,6 @@ def test_bad_input_is_rejected(change, message):
         torch.ops.micronet.grouped_pointwise(
             args["x"], args["weight"], args["bias"], False, args["index"], args["residual"]
         )
-
-
-class OpLog(TorchDispatchMode):
-    """Names of the operators dispatched inside the block."""
-
-    def __init__(self):
-        super().__init__()
-        self.names: set[str] = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.add(func.name())
-        return func(*args, **(kwargs or {}))
 
 
 def fused_pointwise(c_in, c_out, groups, seed=0) -> FusedPointwise:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from kernel_helpers import authors_model
+from kernel_helpers import OpLog, as_list, authors_model
 from micronet_testing import ARCHS, relative_error
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from micronet_backbones import kernels
 from micronet_backbones.deploy import to_inference_form
@@ -18,22 +17,6 @@ TOLERANCE = 1e-5
 pytestmark = pytest.mark.skipif(
     not kernels.native_available(), reason=f"native kernels not built: {kernels.status().reason}"
 )
-
-
-class OpLog(TorchDispatchMode):
-    """Names of the operators dispatched inside the block."""
-
-    def __init__(self):
-        super().__init__()
-        self.names: set[str] = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.add(func.name())
-        return func(*args, **(kwargs or {}))
-
-
-def as_list(out):
-    return [out] if isinstance(out, torch.Tensor) else list(out)
 
 
 LAYER_OPS = {"micronet::fused_shift_max", "micronet::separable_conv", "micronet::grouped_pointwise"}

@@ -10,7 +10,7 @@ import pickle
 
 import pytest
 import torch
-from kernel_helpers import authors_model
+from kernel_helpers import as_list, authors_model
 from micronet_testing import ARCHS, relative_error
 
 from micronet_backbones import kernels
@@ -28,10 +28,6 @@ KINDS = {
     "stride32": {"features_only": True},
     "stride16": {"features_only": True, "output_stride": 16},
 }
-
-
-def as_list(out):
-    return [out] if isinstance(out, torch.Tensor) else list(out)
 
 
 def reference(model, x):
@@ -124,6 +120,8 @@ def test_in_place_changes_of_the_weights_rebuild_the_runner():
         assert runner.current()
         fast.head.fc2_bias.add_(1.0)
         assert not runner.current()
+        with pytest.raises(RuntimeError, match="changed in place"):
+            runner.run(x)
         after = fast(x)
         assert fast._runner is not runner and fast._runner.current()
         with native_runner.layer_by_layer():
@@ -139,7 +137,7 @@ def test_runner_must_be_finished_once():
         runner.finish()
     with pytest.raises(RuntimeError, match="no steps after"):
         runner.tap()
-    unfinished = torch.classes.micronet.Runner()
+    unfinished = native_runner._runner_class()()
     unfinished.set_input_channels(3)
     with pytest.raises(RuntimeError, match="call finish"):
         unfinished.run(torch.randn(1, 3, 64, 64))

@@ -1,12 +1,13 @@
-// The Python module micronet_backbones.kernels._C: importing it loads this shared library, whose
-// static initialisers register the micronet:: operators with PyTorch's dispatcher (torch must be
-// imported first). The module itself holds nothing.
-#include <Python.h>
+// The Python module micronet_backbones.kernels._C: loading this shared library registers the
+// micronet:: operators with PyTorch's dispatcher (static initialisers; torch must be imported
+// first), and the module holds the whole-network Runner class (runner.cpp).
+#include <torch/extension.h>
 
-extern "C" {
-PyMODINIT_FUNC PyInit__C(void) {
-  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C",
-                                      "micronet:: operators (registered on import)", -1, nullptr};
-  return PyModule_Create(&module);
+namespace micronet {
+void bind_runner(pybind11::module_& module);
 }
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
+  module.doc() = "micronet:: operators (registered on import) and the Runner class";
+  micronet::bind_runner(module);
 }

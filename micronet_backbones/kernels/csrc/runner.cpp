@@ -24,8 +24,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <torch/custom_class.h>
-#include <torch/library.h>
+#include <torch/extension.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -182,7 +181,7 @@ class PackedWeights {
 
 }  // namespace
 
-class Runner : public torch::CustomClassHolder {
+class Runner {
  public:
   Runner() = default;
 
@@ -206,10 +205,10 @@ class Runner : public torch::CustomClassHolder {
     conv.k = k;
     conv.stride = stride;
     conv.pad = padding;
-    conv.weight1 = keep(checked_float(weight1, "weight1", mid * (in_channels / groups1) * k));
-    conv.bias1 = keep(checked_float(bias1, "bias1", mid));
-    conv.weight2 = keep(checked_float(weight2, "weight2", out * k));
-    conv.bias2 = keep(checked_float(bias2, "bias2", out));
+    conv.weight1 = keep(weight1, "weight1", mid * (in_channels / groups1) * k);
+    conv.bias1 = keep(bias1, "bias1", mid);
+    conv.weight2 = keep(weight2, "weight2", out * k);
+    conv.bias2 = keep(bias2, "bias2", out);
     conv.relu6 = relu6;
     step.dest = keep_index(dest, out);
     push(step, out);
@@ -225,8 +224,8 @@ class Runner : public torch::CustomClassHolder {
     conv.in_channels = channels_;
     conv.out_channels = out;
     conv.groups = groups;
-    conv.weight = keep(checked_float(weight, "pointwise weight", out * (channels_ / groups)));
-    conv.bias = keep(checked_float(bias, "pointwise bias", out));
+    conv.weight = keep(weight, "pointwise weight", out * (channels_ / groups));
+    conv.bias = keep(bias, "pointwise bias", out);
     conv.relu6 = relu6;
     step.dest = keep_index(dest, out);
     step.residual = residual;
@@ -250,16 +249,16 @@ class Runner : public torch::CustomClassHolder {
     op.squeeze = s;
     op.num_shifts = j;
     op.num_fusions = num_fusions;
-    op.fc1_weight_t = keep(checked_float(fc1_weight_t, "fc1_weight_t", c * s));
-    op.fc1_bias = keep(checked_float(fc1_bias, "fc1_bias", s));
-    op.fc2_weight_t = keep(checked_float(fc2_weight_t, "fc2_weight_t", s * m));
-    op.fc2_bias = keep(checked_float(fc2_bias, "fc2_bias", m));
-    op.low = keep(checked_float(low, "low", m));
-    op.high = keep(checked_float(high, "high", m));
+    op.fc1_weight_t = keep(fc1_weight_t, "fc1_weight_t", c * s);
+    op.fc1_bias = keep(fc1_bias, "fc1_bias", s);
+    op.fc2_weight_t = keep(fc2_weight_t, "fc2_weight_t", s * m);
+    op.fc2_bias = keep(fc2_bias, "fc2_bias", m);
+    op.low = keep(low, "low", m);
+    op.high = keep(high, "high", m);
     op.shift_index = keep_index(shift_index, (j - 1) * c);
     op.spatial_weight = nullptr;
     if (spatial_weight.has_value()) {
-      op.spatial_weight = keep(checked_float(*spatial_weight, "spatial_weight", c));
+      op.spatial_weight = keep(*spatial_weight, "spatial_weight", c);
     }
     op.spatial_bias = static_cast<float>(spatial_bias);
     op.spatial_gamma = static_cast<float>(spatial_gamma);
@@ -294,10 +293,10 @@ class Runner : public torch::CustomClassHolder {
     head_.hidden = hidden;
     head_.classes = classes;
     // Weights first: the packed block ends with what is read last.
-    head_.fc1_bias = keep(checked_float(fc1_bias, "head fc1_bias", hidden));
-    head_.fc2_bias = keep(checked_float(fc2_bias, "head fc2_bias", classes));
-    head_.fc1_weight_t = keep(checked_float(fc1_weight_t, "head fc1_weight_t", channels_ * hidden));
-    head_.fc2_weight_t = keep(checked_float(fc2_weight_t, "head fc2_weight_t", hidden * classes));
+    head_.fc1_bias = keep(fc1_bias, "head fc1_bias", hidden);
+    head_.fc2_bias = keep(fc2_bias, "head fc2_bias", classes);
+    head_.fc1_weight_t = keep(fc1_weight_t, "head fc1_weight_t", channels_ * hidden);
+    head_.fc2_weight_t = keep(fc2_weight_t, "head fc2_weight_t", hidden * classes);
   }
 
   // Ends the list of steps: packs the weights (see the top of this file). Needed before run.
@@ -338,6 +337,8 @@ class Runner : public torch::CustomClassHolder {
     TORCH_CHECK(input.size(1) == input_channels_, "Runner: input has ", input.size(1),
                 " channels, the network takes ", input_channels_);
     TORCH_CHECK(finished_, "Runner: call finish() after the last step");
+    TORCH_CHECK(weights_.current(), "Runner: a tensor it copied was changed in place after ",
+                "finish(); build a new runner");
     TORCH_CHECK(head_.defined() || taps_ > 0, "Runner: no head and no tap: nothing to return");
     const at::Tensor x = input.contiguous();
     const int64_t batch = x.size(0);
@@ -444,11 +445,15 @@ class Runner : public torch::CustomClassHolder {
 
   int64_t num_steps() const { return static_cast<int64_t>(steps_.size()); }
 
-  // False once a tensor the runner copied was changed in place: build a new runner.
+  // False once a tensor the runner copied was changed in place (run then raises): build a new
+  // runner.
   bool current() const { return weights_.current(); }
 
  private:
-  const float* keep(const at::Tensor& t) { return weights_.add<float>(t); }
+  // A float32 tensor of `numel` values a step reads (checked, then packed by finish).
+  const float* keep(const at::Tensor& t, const char* what, int64_t numel) {
+    return weights_.add<float>(checked_float(t, what, numel));
+  }
 
   const int64_t* keep_index(const std::optional<at::Tensor>& t, int64_t numel) {
     if (!t.has_value()) return nullptr;
@@ -542,9 +547,13 @@ class Runner : public torch::CustomClassHolder {
   mutable int64_t memory_bytes_ = 0;
 };
 
-TORCH_LIBRARY_FRAGMENT(micronet, m) {
-  m.class_<Runner>("Runner")
-      .def(torch::init<>())
+// Python class micronet_backbones.kernels._C.Runner (a pybind11 class: a call costs a few
+// microseconds, a tenth of a TorchScript custom class method's when the caches are cold). `run`
+// releases the GIL.
+void bind_runner(pybind11::module_& module) {
+  namespace py = pybind11;
+  py::class_<Runner>(module, "Runner", "A MicroNet inference form as one native call")
+      .def(py::init<>())
       .def("set_input_channels", &Runner::set_input_channels)
       .def("add_separable", &Runner::add_separable)
       .def("add_pointwise", &Runner::add_pointwise)
@@ -555,7 +564,7 @@ TORCH_LIBRARY_FRAGMENT(micronet, m) {
       .def("finish", &Runner::finish)
       .def("num_steps", &Runner::num_steps)
       .def("current", &Runner::current)
-      .def("run", &Runner::run);
+      .def("run", &Runner::run, py::call_guard<py::gil_scoped_release>());
 }
 
 }  // namespace micronet
