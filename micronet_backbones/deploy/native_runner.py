@@ -187,8 +187,8 @@ class _Builder:
 
 
 def build_runner(model: nn.Module):
-    """A ``micronet_backbones.kernels._C.Runner`` running ``model`` (an ``InferenceMicroNet``, float32,
-    on the CPU). ``runner.run(x)`` -> list of tensors: ``[logits]``, or the features.
+    """A ``micronet_backbones.kernels._C.Runner`` running ``model`` (an ``InferenceMicroNet``,
+    float32, on the CPU). ``runner.run(x)`` -> list of tensors: ``[logits]``, or the features.
 
     Raises :class:`RunnerUnsupported` for a model holding layers the runner has no step for.
     """

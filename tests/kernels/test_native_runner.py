@@ -143,6 +143,22 @@ def test_runner_must_be_finished_once():
         unfinished.run(torch.randn(1, 3, 64, 64))
 
 
+def test_a_rejected_head_leaves_no_head():
+    runner = native_runner._runner_class()()
+    runner.set_input_channels(4)
+    fc1, b1, fc2, b2 = torch.randn(4, 6), torch.randn(6), torch.randn(6, 5), torch.randn(5)
+    with pytest.raises(RuntimeError, match="head fc2_weight_t must have 30 elements"):
+        runner.set_head(fc1, b1, torch.randn(6, 4), b2)
+    runner.set_head(fc1, b1, fc2, b2)  # the first call set nothing
+    runner.finish()
+    x = torch.rand(2, 4, 3, 5) * 8 - 1
+    (logits,) = runner.run(x)
+    pooled = torch.nn.functional.hardswish(x.clamp(0, 6).mean((2, 3)))
+    hidden = torch.nn.functional.hardswish(pooled @ fc1 + b1)
+    expected = torch.nn.functional.hardswish(hidden @ fc2 + b2)
+    assert relative_error(logits, expected) < TOLERANCE
+
+
 def _perturb_batchnorm(module):
     if isinstance(module, torch.nn.BatchNorm2d):
         module.running_mean.add_(0.1)

@@ -134,14 +134,14 @@ class PackedWeights {
   // Copies every registered tensor into one huge_page_block (64-byte aligned each; tensors
   // starting at the same address once, at their largest size).
   void pack() {
-    constexpr int64_t kAlign = 64;
+    auto aligned = [](int64_t size) { return (size + 63) / 64 * 64; };
     std::unordered_map<const void*, int64_t> sizes;
     for (const auto& source : sources_) {
       int64_t& size = sizes[source.first.data_ptr()];
       size = std::max<int64_t>(size, source.first.nbytes());
     }
     int64_t bytes = 0;
-    for (const auto& [data, size] : sizes) bytes += (size + kAlign - 1) / kAlign * kAlign;
+    for (const auto& [data, size] : sizes) bytes += aligned(size);
     block_ = huge_page_block(bytes);
     int64_t offset = 0;
     for (const auto& source : sources_) {
@@ -149,7 +149,7 @@ class PackedWeights {
       if (moved_.count(data)) continue;
       std::memcpy(block_.get() + offset, data, sizes[data]);
       moved_.emplace(data, block_.get() + offset);
-      offset += (sizes[data] + kAlign - 1) / kAlign * kAlign;
+      offset += aligned(sizes[data]);
     }
   }
 
@@ -289,14 +289,15 @@ class Runner {
                 at::Tensor fc2_bias) {
     const int64_t hidden = fc1_bias.numel(), classes = fc2_bias.numel();
     TORCH_CHECK(!finished_ && !head_.defined(), "Runner: one head, before finish()");
-    head_.channels = channels_;
-    head_.hidden = hidden;
-    head_.classes = classes;
-    // Weights first: the packed block ends with what is read last.
-    head_.fc1_bias = keep(fc1_bias, "head fc1_bias", hidden);
-    head_.fc2_bias = keep(fc2_bias, "head fc2_bias", classes);
-    head_.fc1_weight_t = keep(fc1_weight_t, "head fc1_weight_t", channels_ * hidden);
-    head_.fc2_weight_t = keep(fc2_weight_t, "head fc2_weight_t", hidden * classes);
+    Head head;
+    head.hidden = hidden;
+    head.classes = classes;
+    // Biases first: the packed block ends with the weights, read last.
+    head.fc1_bias = keep(fc1_bias, "head fc1_bias", hidden);
+    head.fc2_bias = keep(fc2_bias, "head fc2_bias", classes);
+    head.fc1_weight_t = keep(fc1_weight_t, "head fc1_weight_t", channels_ * hidden);
+    head.fc2_weight_t = keep(fc2_weight_t, "head fc2_weight_t", hidden * classes);
+    head_ = head;  // only once every tensor passed its checks
   }
 
   // Ends the list of steps: packs the weights (see the top of this file). Needed before run.
@@ -535,7 +536,7 @@ class Runner {
   bool finished_ = false;
   int64_t input_channels_ = 3, channels_ = 3, block_channels_ = -1, taps_ = 0;
   struct Head {  // deploy.FusedClassifierHead's tensors (packed by finish)
-    int64_t channels = 0, hidden = 0, classes = 0;
+    int64_t hidden = 0, classes = 0;
     const float* fc1_weight_t = nullptr;  // (channels, hidden)
     const float* fc1_bias = nullptr;      // (hidden)
     const float* fc2_weight_t = nullptr;  // (hidden, classes)
