@@ -110,15 +110,17 @@ def test_copies_casts_and_state_dict_loads_rebuild_the_runner():
         assert_equal_outputs(as_list(fast(x)), as_list(other(x)))
 
 
-def test_in_place_changes_of_the_weights_rebuild_the_runner():
-    # The runner reads a packed copy of the buffers; an in-place edit makes it stale.
+@pytest.mark.parametrize("buffer", ["fc2_bias", "fc1_weight_t"])
+def test_in_place_changes_of_the_weights_rebuild_the_runner(buffer):
+    # The runner reads a packed copy of the buffers (the head's matrices in another layout);
+    # an in-place edit makes it stale.
     fast = to_inference_form(authors_model("m0"))
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         before = fast(x)
         runner = fast._runner
         assert runner.current()
-        fast.head.fc2_bias.add_(1.0)
+        getattr(fast.head, buffer).add_(1.0)
         assert not runner.current()
         with pytest.raises(RuntimeError, match="changed in place"):
             runner.run(x)

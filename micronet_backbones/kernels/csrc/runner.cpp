@@ -16,7 +16,7 @@
 // Memory. Called between other work (a detector, another model), a network of a few MB finds
 // few of its weights in the caches, and most of them are the classifier head's (7.7 of M3's
 // 10.5 MB), read once per call. `finish` copies all weights into one block in the order the
-// steps read them, 2 MiB-aligned on transparent huge pages where Linux grants them (a handful
+// steps read them (the head's matrices in column panels, read front to back), 2 MiB-aligned on transparent huge pages where Linux grants them (a handful
 // of TLB entries instead of thousands of 4 KiB pages: the page walks of a cold call go), and
 // the activation buffers kept between calls live on such a block too. (Prefetching the head's
 // weights while the steps compute was tried: it evicts the activations from L2 and the steps
@@ -76,31 +76,64 @@ at::Tensor checked_index(const at::Tensor& t, const char* what, int64_t numel, i
   return t;
 }
 
-// Hard swish: x * relu6(x + 3) / 6.
-inline float hardswish(float v) { return v * std::min(std::max(v + 3.0f, 0.0f), 6.0f) / 6.0f; }
+// min(max(v, 0), 6), written as selects: the loops over it vectorise (std::min and std::max
+// take references and compile to branches there, mispredicted half the time on activations).
+inline float relu6(float v) {
+  v = v > 0.0f ? v : 0.0f;
+  return v < 6.0f ? v : 6.0f;
+}
 
-// out[0 .. n) = bias + sum_r x[r] * weight[r, 0 .. n): a matrix-vector product over the rows
-// of a (rows, n) matrix, eight rows per sweep over `out` (one read of each weight, and the
-// sweeps' loads and stores of `out` an eighth of the weights'; 20% faster than four rows).
-__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void rows_gemv(
-    const float* x, const float* weight, const float* bias, int64_t rows, int64_t n,
+// Hard swish: x * relu6(x + 3) / 6.
+inline float hardswish(float v) { return v * relu6(v + 3.0f) / 6.0f; }
+
+// The classifier head's matrices are stored in column panels: a (rows, n) matrix W becomes
+// ceil(n / kPanel) panels, panel p holding columns [p * kPanel, (p + 1) * kPanel) of every row,
+// row after row (columns past n are zeros). A matrix-vector product then reads the weights
+// once, front to back (one stream the hardware prefetcher follows; the head is most of the
+// weights a cold call reads from DRAM), with a panel's kPanel sums in registers.
+constexpr int64_t kPanel = 64;
+
+// (rows, n) -> (ceil(n / kPanel), rows, kPanel), zero-padded.
+at::Tensor column_panels(const at::Tensor& matrix, int64_t rows, int64_t n) {
+  const int64_t padded = (n + kPanel - 1) / kPanel * kPanel;
+  return at::constant_pad_nd(matrix.view({rows, n}), {0, padded - n})
+      .view({rows, padded / kPanel, kPanel})
+      .permute({1, 0, 2})
+      .contiguous();
+}
+
+// out[0 .. n) = bias + sum_r x[r] * W[r, 0 .. n), W in column panels (column_panels).
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void panel_gemv(
+    const float* x, const float* panels, const float* bias, int64_t rows, int64_t n,
     float* out) {
-  std::memcpy(out, bias, sizeof(float) * n);
-  int64_t r = 0;
-  for (; r + 8 <= rows; r += 8) {
-    const float* w = weight + r * n;
-    const float a0 = x[r], a1 = x[r + 1], a2 = x[r + 2], a3 = x[r + 3];
-    const float a4 = x[r + 4], a5 = x[r + 5], a6 = x[r + 6], a7 = x[r + 7];
-    for (int64_t i = 0; i < n; ++i) {
-      out[i] += a0 * w[i] + a1 * w[n + i] + a2 * w[2 * n + i] + a3 * w[3 * n + i] +
-                a4 * w[4 * n + i] + a5 * w[5 * n + i] + a6 * w[6 * n + i] + a7 * w[7 * n + i];
+  for (int64_t first = 0; first < n; first += kPanel) {
+    float sums[kPanel] = {};
+    const float* w = panels + first * rows;
+    for (int64_t r = 0; r < rows; ++r, w += kPanel) {
+      const float a = x[r];
+      for (int64_t j = 0; j < kPanel; ++j) sums[j] += a * w[j];
     }
+    const int64_t width = std::min(kPanel, n - first);
+    for (int64_t j = 0; j < width; ++j) out[first + j] = bias[first + j] + sums[j];
   }
-  for (; r < rows; ++r) {
-    const float a = x[r];
-    const float* w = weight + r * n;
-    for (int64_t i = 0; i < n; ++i) out[i] += a * w[i];
+}
+
+// pooled[c] = hardswish(mean over the plane of relu6(x[c])) for a (channels, hw) map.
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void pool_relu6_hardswish(
+    const float* x, int64_t channels, int64_t hw, float* pooled) {
+  for (int64_t c = 0; c < channels; ++c) {
+    const float* plane = x + c * hw;
+    float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+    for (int64_t p = 0; p < hw; ++p) total += relu6(plane[p]);
+    pooled[c] = hardswish(total / static_cast<float>(hw));
   }
+}
+
+// values[i] = hardswish(values[i]) for i < n.
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void hardswish_in_place(
+    float* values, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) values[i] = hardswish(values[i]);
 }
 
 struct FreeBlock {
@@ -127,8 +160,15 @@ class PackedWeights {
   // Registers `t` and returns its data pointer; pack moves it.
   template <class T>
   const T* add(const at::Tensor& t) {
-    sources_.emplace_back(t, version(t));
-    return t.data_ptr<T>();
+    return add<T>(t, t);
+  }
+
+  // Registers `copied`, a tensor computed from `watched` (another layout of it): `copied` is
+  // packed, `watched` checked by current().
+  template <class T>
+  const T* add(const at::Tensor& watched, const at::Tensor& copied) {
+    sources_.push_back({watched, version(watched), copied});
+    return copied.data_ptr<T>();
   }
 
   // Copies every registered tensor into one huge_page_block (64-byte aligned each; tensors
@@ -137,15 +177,15 @@ class PackedWeights {
     auto aligned = [](int64_t size) { return (size + 63) / 64 * 64; };
     std::unordered_map<const void*, int64_t> sizes;
     for (const auto& source : sources_) {
-      int64_t& size = sizes[source.first.data_ptr()];
-      size = std::max<int64_t>(size, source.first.nbytes());
+      int64_t& size = sizes[source.copied.data_ptr()];
+      size = std::max<int64_t>(size, source.copied.nbytes());
     }
     int64_t bytes = 0;
     for (const auto& [data, size] : sizes) bytes += aligned(size);
     block_ = huge_page_block(bytes);
     int64_t offset = 0;
     for (const auto& source : sources_) {
-      const void* data = source.first.data_ptr();
+      const void* data = source.copied.data_ptr();
       if (moved_.count(data)) continue;
       std::memcpy(block_.get() + offset, data, sizes[data]);
       moved_.emplace(data, block_.get() + offset);
@@ -165,8 +205,8 @@ class PackedWeights {
   // False once a registered tensor was changed in place (its version counter moved): the copy
   // is stale. (Inference tensors have no version counter and are not checked.)
   bool current() const {
-    for (const auto& [tensor, at_add] : sources_) {
-      if (version(tensor) != at_add) return false;
+    for (const auto& source : sources_) {
+      if (version(source.watched) != source.version) return false;
     }
     return true;
   }
@@ -174,7 +214,12 @@ class PackedWeights {
  private:
   static int64_t version(const at::Tensor& t) { return t.is_inference() ? 0 : t._version(); }
 
-  std::vector<std::pair<at::Tensor, int64_t>> sources_;  // and their versions when added
+  struct Source {
+    at::Tensor watched;
+    int64_t version;  // of `watched` when added
+    at::Tensor copied;
+  };
+  std::vector<Source> sources_;
   std::unordered_map<const void*, const void*> moved_;
   Block block_;
 };
@@ -295,8 +340,8 @@ class Runner {
     // Biases first: the packed block ends with the weights, read last.
     head.fc1_bias = keep(fc1_bias, "head fc1_bias", hidden);
     head.fc2_bias = keep(fc2_bias, "head fc2_bias", classes);
-    head.fc1_weight_t = keep(fc1_weight_t, "head fc1_weight_t", channels_ * hidden);
-    head.fc2_weight_t = keep(fc2_weight_t, "head fc2_weight_t", hidden * classes);
+    head.fc1_panels = keep_panels(fc1_weight_t, "head fc1_weight_t", channels_, hidden);
+    head.fc2_panels = keep_panels(fc2_weight_t, "head fc2_weight_t", hidden, classes);
     head_ = head;  // only once every tensor passed its checks
   }
 
@@ -320,7 +365,7 @@ class Runner {
       weights_.relocate(step.dest);
     }
     for (const float** p :
-         {&head_.fc1_weight_t, &head_.fc1_bias, &head_.fc2_weight_t, &head_.fc2_bias}) {
+         {&head_.fc1_panels, &head_.fc1_bias, &head_.fc2_panels, &head_.fc2_bias}) {
       weights_.relocate(*p);
     }
     finished_ = true;
@@ -456,6 +501,12 @@ class Runner {
     return weights_.add<float>(checked_float(t, what, numel));
   }
 
+  // A (rows, n) float32 matrix, packed in column panels (see column_panels).
+  const float* keep_panels(const at::Tensor& t, const char* what, int64_t rows, int64_t n) {
+    checked_float(t, what, rows * n);
+    return weights_.add<float>(t, column_panels(t, rows, n));
+  }
+
   const int64_t* keep_index(const std::optional<at::Tensor>& t, int64_t numel) {
     if (!t.has_value()) return nullptr;
     return keep_index(*t, numel);
@@ -517,18 +568,11 @@ class Runner {
     const int64_t hidden = head_.hidden, classes = head_.classes;
     float* pooled = scratch;
     float* hidden_values = scratch + channels;
-    for (int64_t c = 0; c < channels; ++c) {
-      const float* row = x + c * hw;
-      float total = 0.0f;
-      for (int64_t p = 0; p < hw; ++p) total += std::min(std::max(row[p], 0.0f), 6.0f);
-      pooled[c] = hardswish(total / static_cast<float>(hw));
-    }
-    rows_gemv(pooled, head_.fc1_weight_t, head_.fc1_bias, channels,
-              hidden, hidden_values);
-    for (int64_t i = 0; i < hidden; ++i) hidden_values[i] = hardswish(hidden_values[i]);
-    rows_gemv(hidden_values, head_.fc2_weight_t, head_.fc2_bias,
-              hidden, classes, logits);
-    for (int64_t i = 0; i < classes; ++i) logits[i] = hardswish(logits[i]);
+    pool_relu6_hardswish(x, channels, hw, pooled);
+    panel_gemv(pooled, head_.fc1_panels, head_.fc1_bias, channels, hidden, hidden_values);
+    hardswish_in_place(hidden_values, hidden);
+    panel_gemv(hidden_values, head_.fc2_panels, head_.fc2_bias, hidden, classes, logits);
+    hardswish_in_place(logits, classes);
   }
 
   std::vector<Step> steps_;
@@ -537,9 +581,9 @@ class Runner {
   int64_t input_channels_ = 3, channels_ = 3, block_channels_ = -1, taps_ = 0;
   struct Head {  // deploy.FusedClassifierHead's tensors (packed by finish)
     int64_t hidden = 0, classes = 0;
-    const float* fc1_weight_t = nullptr;  // (channels, hidden)
+    const float* fc1_panels = nullptr;    // (channels, hidden) in column panels
     const float* fc1_bias = nullptr;      // (hidden)
-    const float* fc2_weight_t = nullptr;  // (hidden, classes)
+    const float* fc2_panels = nullptr;    // (hidden, classes) in column panels
     const float* fc2_bias = nullptr;      // (classes)
     bool defined() const { return classes > 0; }
   } head_;
