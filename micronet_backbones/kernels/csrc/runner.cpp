@@ -16,11 +16,11 @@
 // Memory. Called between other work (a detector, another model), a network of a few MB finds
 // few of its weights in the caches, and most of them are the classifier head's (7.7 of M3's
 // 10.5 MB), read once per call. `finish` copies all weights into one block in the order the
-// steps read them (the head's matrices in column panels, read front to back), 2 MiB-aligned on transparent huge pages where Linux grants them (a handful
-// of TLB entries instead of thousands of 4 KiB pages: the page walks of a cold call go), and
-// the activation buffers kept between calls live on such a block too. (Prefetching the head's
-// weights while the steps compute was tried: it evicts the activations from L2 and the steps
-// lose what the head gains.)
+// steps read them (the head's matrices in column panels, read front to back), 2 MiB-aligned on
+// transparent huge pages where Linux grants them (a handful of TLB entries instead of thousands
+// of 4 KiB pages: the page walks of a cold call go), and the activation buffers kept between
+// calls live on such a block too. (Prefetching the head's weights while the steps compute was
+// tried: it evicts the activations from L2 and the steps lose what the head gains.)
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
