@@ -83,22 +83,21 @@ class InferenceMicroNet(nn.Module):
     def execution_path(self, x: torch.Tensor) -> str:
         """How ``self(x)`` runs: ``"runner"`` (one native call for the whole network),
         ``"layers (native kernels)"`` or ``"layers (pytorch)"``."""
-        if self._native_runner(x) is not None:
+        if x.dtype is torch.float32 and x.is_cpu and self._native_runner() is not None:
             return "runner"
         return "layers (native kernels)" if kernels.native_available() else "layers (pytorch)"
 
-    def _native_runner(self, x: torch.Tensor):
-        """The runner for this call, or None: eager (not tracing, exporting or compiling),
-        float32 CPU input, native kernels built with the runner, and every layer supported.
+    def _native_runner(self):
+        """The runner, or None: eager (not tracing, exporting or compiling), native kernels
+        built with the runner, and every layer supported. (The runner itself takes only
+        float32 CPU input.)
 
         Kept to a few cheap tests: called between other work, each Python operation here can
         cost microseconds of cache misses, and M0's whole network takes about 0.5 ms. (ONNX
         export traces, with torch.jit or torch.export, so the tracing and compiling flags
         cover it.)"""
         if (
-            x.dtype is not torch.float32
-            or not x.is_cpu
-            or torch.compiler.is_compiling()  # first: Dynamo cannot trace the next one
+            torch.compiler.is_compiling()  # first: Dynamo cannot trace the next one
             or torch._C._is_tracing()
             or not native_runner.runner_available()
         ):
@@ -126,17 +125,19 @@ class InferenceMicroNet(nn.Module):
         return state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        check_image_batch(x)
-        runner = self._native_runner(x)
+        runner = self._native_runner()
         if runner is not None:
             try:
-                outputs = runner.run(x)
+                outputs = runner.run(x)  # None unless x is a float32 CPU tensor
             except RuntimeError:
+                check_image_batch(x)  # a bad shape: the ValueError the layers raise
                 if runner.current():
                     raise
                 self._runner = None  # a buffer was changed in place: a new runner
                 return self.forward(x)
-            return list(outputs) if self.features_only else outputs[0]
+            if outputs is not None:
+                return list(outputs) if self.features_only else outputs[0]
+        check_image_batch(x)
         x = self.stem(x)
         if not self.features_only:
             return self.head(self.blocks(x))

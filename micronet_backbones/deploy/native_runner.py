@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .. import kernels
+from ..model import MIN_SIZE
 from .activation import FusedReLU6
 from .blocks import FusedBlock
 from .permutation import ChannelPermutation, inverse_permutation
@@ -101,7 +102,7 @@ class _Builder:
 
     def __init__(self, in_channels: int) -> None:
         self.runner = _runner_class()()
-        self.runner.set_input_channels(in_channels)
+        self.runner.set_input_channels(in_channels, MIN_SIZE)
         self.pending: _Step | None = None
 
     def flush(self) -> None:
@@ -188,9 +189,11 @@ class _Builder:
 
 def build_runner(model: nn.Module):
     """A ``micronet_backbones.kernels._C.Runner`` running ``model`` (an ``InferenceMicroNet``,
-    float32, on the CPU). ``runner.run(x)`` -> list of tensors: ``[logits]``, or the features.
+    float32, on the CPU). ``runner.run(x)`` -> list of tensors: ``[logits]``, or the features;
+    None for an input that is not a float32 CPU tensor.
 
-    Raises :class:`RunnerUnsupported` for a model holding layers the runner has no step for.
+    Raises :class:`RunnerUnsupported` for a model holding layers the runner has no step for, or
+    buffers of another dtype or device.
     """
     from .model import InferenceMicroNet
 
@@ -198,6 +201,9 @@ def build_runner(model: nn.Module):
         raise RunnerUnsupported(f"build_runner needs an InferenceMicroNet, got {type(model)}")
     if not isinstance(model.stem, nn.Sequential):
         raise RunnerUnsupported(f"no native step for a {type(model.stem).__name__} stem")
+    for name, buffer in model.named_buffers():
+        if not buffer.is_cpu or (buffer.is_floating_point() and buffer.dtype is not torch.float32):
+            raise RunnerUnsupported(f"the runner needs float32 CPU weights; {name} is not")
     builder = _Builder(in_channels=3)
     channels = 3
     for module in model.stem:

@@ -181,9 +181,17 @@ def test_unsupported_layer_falls_back_to_the_layer_path():
 def test_runner_rejects_bad_input():
     fast = to_inference_form(authors_model("m0"))
     runner = native_runner.build_runner(fast)
-    with pytest.raises(RuntimeError, match="input has 4 channels"):
-        runner.run(torch.randn(1, 4, 64, 64))
-    with pytest.raises(RuntimeError, match="float32"):
-        runner.run(torch.randn(1, 3, 64, 64, dtype=torch.float64))
+    for shape in [(1, 4, 64, 64), (1, 3, 31, 64), (3, 64, 64)]:
+        with pytest.raises(RuntimeError, match=r"input must be \(N, 3, H, W\) with H, W >= 32"):
+            runner.run(torch.randn(shape))
+    # Not float32 CPU: nothing (the inference form takes the layers), and the same through it.
+    x = torch.randn(1, 3, 64, 64, dtype=torch.float64)
+    assert runner.run(x) is None
+    assert fast.execution_path(x) != "runner"
+    with torch.no_grad():
+        expected = fast.float()(x.float()).double()
+        assert relative_error(fast.double()(x), expected) < TOLERANCE
+    with pytest.raises(ValueError, match="MicroNet expects input of shape"):
+        fast.float()(torch.randn(1, 3, 31, 64))  # the runner's error, raised as the layers do
     with pytest.raises(native_runner.RunnerUnsupported, match="InferenceMicroNet"):
         native_runner.build_runner(authors_model("m0"))

@@ -167,7 +167,10 @@ class PackedWeights {
   // packed, `watched` checked by current().
   template <class T>
   const T* add(const at::Tensor& watched, const at::Tensor& copied) {
-    sources_.push_back({watched, version(watched), copied});
+    sources_.push_back(copied);
+    if (!watched.is_inference()) {
+      counters_.push_back({watched.unsafeGetTensorImpl()->version_counter(), watched._version()});
+    }
     return copied.data_ptr<T>();
   }
 
@@ -177,15 +180,15 @@ class PackedWeights {
     auto aligned = [](int64_t size) { return (size + 63) / 64 * 64; };
     std::unordered_map<const void*, int64_t> sizes;
     for (const auto& source : sources_) {
-      int64_t& size = sizes[source.copied.data_ptr()];
-      size = std::max<int64_t>(size, source.copied.nbytes());
+      int64_t& size = sizes[source.data_ptr()];
+      size = std::max<int64_t>(size, source.nbytes());
     }
     int64_t bytes = 0;
     for (const auto& [data, size] : sizes) bytes += aligned(size);
     block_ = huge_page_block(bytes);
     int64_t offset = 0;
     for (const auto& source : sources_) {
-      const void* data = source.copied.data_ptr();
+      const void* data = source.data_ptr();
       if (moved_.count(data)) continue;
       std::memcpy(block_.get() + offset, data, sizes[data]);
       moved_.emplace(data, block_.get() + offset);
@@ -202,25 +205,27 @@ class PackedWeights {
     p = static_cast<const T*>(it->second);
   }
 
+  // After the last relocate: the registered tensors and the address map are no longer needed.
+  void release_sources() {
+    sources_.clear();
+    moved_.clear();
+  }
+
   // False once a registered tensor was changed in place (its version counter moved): the copy
-  // is stale. (Inference tensors have no version counter and are not checked.)
+  // is stale. (Inference tensors have no version counter and are not checked.) Each call
+  // reads the counters from one array (a cold call pays one cache miss per counter, not the
+  // two or three of going through each tensor).
   bool current() const {
-    for (const auto& source : sources_) {
-      if (version(source.watched) != source.version) return false;
+    for (const auto& [counter, version] : counters_) {
+      if (counter.current_version() != version) return false;
     }
     return true;
   }
 
  private:
-  static int64_t version(const at::Tensor& t) { return t.is_inference() ? 0 : t._version(); }
-
-  struct Source {
-    at::Tensor watched;
-    int64_t version;  // of `watched` when added
-    at::Tensor copied;
-  };
-  std::vector<Source> sources_;
+  std::vector<at::Tensor> sources_;  // until release_sources
   std::unordered_map<const void*, const void*> moved_;
+  std::vector<std::pair<c10::VariableVersion, uint32_t>> counters_;  // and versions when added
   Block block_;
 };
 
@@ -368,20 +373,28 @@ class Runner {
          {&head_.fc1_panels, &head_.fc1_bias, &head_.fc2_panels, &head_.fc2_bias}) {
       weights_.relocate(*p);
     }
+    weights_.release_sources();
     finished_ = true;
   }
 
-  void set_input_channels(int64_t channels) {
+  // The input: (N, channels, H, W) with H, W >= min_size.
+  void set_input_channels(int64_t channels, int64_t min_size) {
     TORCH_CHECK(steps_.empty(), "Runner: set the input channels before adding steps");
+    TORCH_CHECK(channels > 0 && min_size > 0, "Runner: bad input channels or size");
     input_channels_ = channels_ = channels;
+    min_input_size_ = min_size;
   }
 
-  std::vector<at::Tensor> run(const at::Tensor& input) const {
-    TORCH_CHECK(input.dim() == 4 && input.device().is_cpu() &&
-                    input.scalar_type() == at::kFloat,
-                "Runner: input must be a float32 CPU (N, C, H, W) tensor");
-    TORCH_CHECK(input.size(1) == input_channels_, "Runner: input has ", input.size(1),
-                " channels, the network takes ", input_channels_);
+  // The outputs (logits first, then the taps), or nothing when `input` is not a float32 CPU
+  // tensor (the caller takes another path). Raises on a bad shape. The inference form calls
+  // this first thing: these checks cost next to nothing here and microseconds each in Python
+  // when the caches are cold.
+  std::optional<std::vector<at::Tensor>> run(const at::Tensor& input) const {
+    if (!input.device().is_cpu() || input.scalar_type() != at::kFloat) return std::nullopt;
+    TORCH_CHECK(input.dim() == 4 && input.size(1) == input_channels_ &&
+                    input.size(2) >= min_input_size_ && input.size(3) >= min_input_size_,
+                "Runner: input must be (N, ", input_channels_, ", H, W) with H, W >= ",
+                min_input_size_, ", got ", input.sizes());
     TORCH_CHECK(finished_, "Runner: call finish() after the last step");
     TORCH_CHECK(weights_.current(), "Runner: a tensor it copied was changed in place after ",
                 "finish(); build a new runner");
@@ -579,6 +592,7 @@ class Runner {
   PackedWeights weights_;  // what the steps and the head read (packed by finish)
   bool finished_ = false;
   int64_t input_channels_ = 3, channels_ = 3, block_channels_ = -1, taps_ = 0;
+  int64_t min_input_size_ = 1;
   struct Head {  // deploy.FusedClassifierHead's tensors (packed by finish)
     int64_t hidden = 0, classes = 0;
     const float* fc1_panels = nullptr;    // (channels, hidden) in column panels
@@ -599,7 +613,8 @@ void bind_runner(pybind11::module_& module) {
   namespace py = pybind11;
   py::class_<Runner>(module, "Runner", "A MicroNet inference form as one native call")
       .def(py::init<>())
-      .def("set_input_channels", &Runner::set_input_channels)
+      .def("set_input_channels", &Runner::set_input_channels, py::arg("channels"),
+           py::arg("min_size") = 1)
       .def("add_separable", &Runner::add_separable)
       .def("add_pointwise", &Runner::add_pointwise)
       .def("add_shift_max", &Runner::add_shift_max)
