@@ -13,6 +13,8 @@
 // * AVX-512 (k = 3 or 5, padding k / 2, stride 1 or 2: MicroNet's layers; see "Fast path"
 //   below). The work is multiply-add bound: the layouts waste few lanes (7 x 7
 //   planes included) and each pass's zero padding costs load masks, not multiply-adds.
+//   Stride-1 planes of up to 13 vectors (14 x 14, 7 x 7) keep the intermediate map in
+//   registers ("a whole plane in registers").
 // * Generic (any k, stride, padding, and CPUs without AVX-512): one zero-padded intermediate
 //   row at a time, plain loops the compiler vectorises, compiled for AVX2 + FMA and for
 //   baseline x86-64 (GCC function multi-versioning picks one at load time).
@@ -26,6 +28,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "layers.h"
@@ -626,10 +629,122 @@ MICRONET_AVX512_INLINE void fast_channels(const SeparableConv& c, const Geometry
   }
 }
 
+// ---- Stride 1, a whole plane in registers.
+//
+// When a plane is at most kPlaneVectors vectors (MicroNet's 14 x 14 and 7 x 7 planes: 13 and
+// 4), a mid channel's T stays in registers: the vertical pass makes its V vectors (rows
+// outside the plane masked, as above), and each output tap's lanes are cut from two
+// neighbouring T vectors by valignd (shifted_lanes). No intermediate buffer, no stores and
+// reloads of T (whose misaligned reloads could not be forwarded from the stores), and no
+// per-band bookkeeping, which on planes this small cost more than the multiply-adds.
+constexpr int kPlaneVectors = 13;
+
+// Lanes of T shifted by D (-P <= D <= P) for vector u of `around` (T vectors, around[u + 1]
+// the one in place): cut from two neighbours by valignd, tap mask applied (zeros elsewhere).
+template <int D>
+MICRONET_AVX512_INLINE __m512 shifted_lanes(const __m512i* around, int u, __mmask16 mask) {
+  if constexpr (D == 0) {
+    return _mm512_maskz_mov_ps(mask, _mm512_castsi512_ps(around[u + 1]));
+  } else if constexpr (D > 0) {
+    return _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(mask, around[u + 2], around[u + 1], D));
+  } else {
+    return _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(mask, around[u + 1], around[u], 16 + D));
+  }
+}
+
+
+// y + sum over the taps of output vector v (T vectors in t, see plane_channel).
+template <int K, int... Taps>
+MICRONET_AVX512_INLINE __m512 plane_output(const __m512i* t, int v, const uint16_t* masks,
+                                           const __m512* weight, __m512 y,
+                                           std::integer_sequence<int, Taps...>) {
+  ((y = _mm512_fmadd_ps(shifted_lanes<Taps - K / 2>(t, v, masks[v * K + Taps]), weight[Taps],
+                        y)),
+   ...);
+  return y;
+}
+
+template <int K, int V>
+MICRONET_AVX512_INLINE void plane_channel(const SeparableConv& c, const Geometry& g,
+                                          const float* in, int64_t m,
+                                          const uint16_t* vertical_masks,
+                                          const uint16_t* horizontal_masks, float* out,
+                                          const int64_t* dest) {
+  constexpr int P = K / 2;
+  const int64_t hw = g.h * g.w;
+  const float* planes = in + (m / g.mid_per_group) * g.per_group_in * hw;
+  const float* w1 = c.weight1 + m * g.per_group_in * K;
+  __m512 acc[V];
+  for (int v = 0; v < V; ++v) acc[v] = _mm512_set1_ps(c.bias1[m]);
+  for (int64_t i = 0; i < g.per_group_in; ++i) {
+    const float* plane = planes + i * hw;
+    for (int r = 0; r < K; ++r) {
+      const __m512 weight = _mm512_set1_ps(w1[i * K + r]);
+      const float* row = plane + (r - P) * g.w;
+      for (int v = 0; v < V; ++v) {
+        const __m512 x = _mm512_maskz_loadu_ps(vertical_masks[v * K + r], row + 16 * v);
+        acc[v] = _mm512_fmadd_ps(x, weight, acc[v]);
+      }
+    }
+  }
+  __m512i t[V + 2];  // T vectors, with a zero vector on either side
+  t[0] = t[V + 1] = _mm512_setzero_si512();
+  for (int v = 0; v < V; ++v) t[v + 1] = _mm512_castps_si512(acc[v]);
+  const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+  for (int64_t j = 0; j < g.m2; ++j) {
+    const int64_t o = m * g.m2 + j;
+    __m512 weight[K];
+    for (int tap = 0; tap < K; ++tap) weight[tap] = _mm512_set1_ps(c.weight2[o * K + tap]);
+    float* dst = out + plane_of(dest, o) * hw;
+    for (int v = 0; v < V; ++v) {
+      __m512 y = _mm512_set1_ps(c.bias2[o]);
+      y = plane_output<K>(t, v, horizontal_masks, weight, y, std::make_integer_sequence<int, K>());
+      if (c.relu6) y = _mm512_min_ps(_mm512_max_ps(y, zero), six);
+      _mm512_mask_storeu_ps(dst + 16 * v, lanes(0, hw - 16 * v), y);
+    }
+  }
+}
+
+template <int K, int V>
+MICRONET_AVX512_INLINE void plane_channels(const SeparableConv& c, const Geometry& g,
+                                           const float* in, float* out, const int64_t* dest,
+                                           float* workspace, int64_t begin, int64_t end) {
+  uint16_t* horizontal_masks = reinterpret_cast<uint16_t*>(workspace);
+  uint16_t* vertical_masks = reinterpret_cast<uint16_t*>(workspace + mask_floats(g));
+  build_horizontal_masks(g, horizontal_masks);
+  build_vertical_masks(g, 0, g.h, vertical_masks);
+  for (int64_t m = begin; m < end; ++m) {
+    plane_channel<K, V>(c, g, in, m, vertical_masks, horizontal_masks, out, dest);
+  }
+}
+
+// Planes of V = 1 .. kPlaneVectors vectors, one instantiation each.
+template <int K, int... V>
+MICRONET_AVX512_INLINE void plane_path(const SeparableConv& c, const Geometry& g,
+                                       const float* in, float* out, const int64_t* dest,
+                                       float* workspace, int64_t begin, int64_t end,
+                                       std::integer_sequence<int, V...>) {
+  ((g.vectors == V + 1 ? plane_channels<K, V + 1>(c, g, in, out, dest, workspace, begin, end)
+                       : void()),
+   ...);
+}
+
+// Stride 1 with the whole plane in one band of at most kPlaneVectors vectors.
+bool plane_fits(const Geometry& g) {
+  return g.s == 1 && g.band_rows >= g.out_h && g.vectors <= kPlaneVectors;
+}
+
 MICRONET_AVX512 void fast_path(const SeparableConv& c, const Geometry& g, const float* in,
                                float* out, const int64_t* dest, float* workspace,
                                int64_t begin, int64_t end) {
-  if (g.k == 3) {
+  constexpr auto sizes = std::make_integer_sequence<int, kPlaneVectors>();
+  if (plane_fits(g)) {
+    if (g.k == 3) {
+      plane_path<3>(c, g, in, out, dest, workspace, begin, end, sizes);
+    } else {
+      plane_path<5>(c, g, in, out, dest, workspace, begin, end, sizes);
+    }
+  } else if (g.k == 3) {
     fast_channels<3>(c, g, in, out, dest, workspace, begin, end);
   } else {
     fast_channels<5>(c, g, in, out, dest, workspace, begin, end);
