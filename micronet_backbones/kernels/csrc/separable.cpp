@@ -22,6 +22,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -94,7 +95,9 @@ bool fast_geometry(const SeparableConv& c) {
 // Fast path workspace: two mask tables (horizontal and vertical pass), one uint16 per
 // (vector, tap), then two intermediate buffers (one is written while the other is read).
 int64_t mask_floats(const Geometry& g) { return (g.vectors * g.k + 1) / 2 + 1; }
-int64_t fast_workspace(const Geometry& g) { return 2 * mask_floats(g) + 2 * g.buffer + kSlack; }
+int64_t fast_workspace(const Geometry& g) {
+  return std::max(2 * mask_floats(g) + 2 * g.buffer + kSlack, g.w + 32);
+}
 
 // Generic path workspace: one zero-padded intermediate row, and a row of zeros.
 int64_t generic_row_floats(const Geometry& g) { return g.w + 2 * g.p + g.s + g.k + 16; }
@@ -489,6 +492,153 @@ MICRONET_AVX512_INLINE void band_vertical_s2(const Geometry& g, const float* w1,
   }
 }
 
+// ---- Stride 2, both passes in registers.
+//
+// Wide planes run row by row with T never stored: per output row y and chunk c, the vertical
+// pass makes T columns [32c, 32c + 32) of M mid channels of a group at once (one input load
+// feeds M multiply-adds) and splits them into even and odd columns. Output lane l of chunk c
+// is column j = 16c - E + l (E = P / 2), whose tap t reads T column 2j + t - P: an even (t - P
+// even) or odd column 16c + l + floor((t - P) / 2) - E, i.e. this chunk's vector shifted by
+// 0 to 2 lanes, the previous chunk's last lanes in front. No tap reads ahead; T columns
+// outside [0, w) are zero (the 1 x k conv's padding) and input rows outside [0, h) read a
+// row of zeros.
+
+// Where tap r of T row y reads input i of the group: base[r] + i * step[r] (step 0: zeros).
+template <int K>
+struct TapRows {
+  const float* base[K];
+  int64_t step[K];
+};
+
+// Lanes moved up by -S (0 to 2) lanes, the last ones of `before` in front.
+template <int S>
+MICRONET_AVX512_INLINE __m512 shifted(__m512 now, __m512 before) {
+  if (S == 0) return now;
+  return _mm512_castsi512_ps(
+      _mm512_alignr_epi32(_mm512_castps_si512(now), _mm512_castps_si512(before), 16 + S));
+}
+
+// Chunk `chunk` of output row y for mid channels m0 .. m0 + M - 1; even[u], odd[u]: T_even,
+// T_odd of the previous chunk, replaced by this one's. Partial: T columns reach w or beyond.
+template <int K, int M, bool Partial>
+MICRONET_AVX512_INLINE void fused_s2_chunk(const SeparableConv& c, const Geometry& g,
+                                           const TapRows<K>& rows, int64_t m0, float* out,
+                                           const int64_t* dest, int64_t y, int64_t chunk,
+                                           __m512* even, __m512* odd) {
+  constexpr int P = K / 2, E = P / 2;
+  const __mmask16 mask0 = Partial ? lanes(0, g.w - 32 * chunk) : 0xFFFF;
+  const __mmask16 mask1 = Partial ? lanes(0, g.w - 32 * chunk - 16) : 0xFFFF;
+  const float* w1 = c.weight1 + m0 * g.per_group_in * K;
+  __m512 acc0[M], acc1[M];
+  for (int u = 0; u < M; ++u) acc0[u] = acc1[u] = _mm512_set1_ps(c.bias1[m0 + u]);
+  for (int64_t i = 0; i < g.per_group_in; ++i) {
+#pragma GCC unroll 5
+    for (int r = 0; r < K; ++r) {
+      const float* src = rows.base[r] + i * rows.step[r] + 32 * chunk;
+      const __m512 x0 = Partial ? _mm512_maskz_loadu_ps(mask0, src) : _mm512_loadu_ps(src);
+      const __m512 x1 =
+          Partial ? _mm512_maskz_loadu_ps(mask1, src + 16) : _mm512_loadu_ps(src + 16);
+      for (int u = 0; u < M; ++u) {
+        const __m512 weight = _mm512_set1_ps(w1[(u * g.per_group_in + i) * K + r]);
+        acc0[u] = _mm512_fmadd_ps(x0, weight, acc0[u]);
+        acc1[u] = _mm512_fmadd_ps(x1, weight, acc1[u]);
+      }
+    }
+  }
+  const __m512i even_lanes =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd_lanes =
+      _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const int64_t first = 16 * chunk - E;  // output column of lane 0
+  const __mmask16 store = lanes(-first, g.out_w - first);
+  const int64_t out_hw = g.out_h * g.out_w;
+  // ReLU6 or none, without a branch: clamp to [0, 6] or to [-inf, inf].
+  const __m512 low = _mm512_set1_ps(c.relu6 ? 0.0f : -INFINITY);
+  const __m512 high = _mm512_set1_ps(c.relu6 ? 6.0f : INFINITY);
+#pragma GCC unroll 4
+  for (int u = 0; u < M; ++u) {
+    if (Partial) {
+      acc0[u] = _mm512_maskz_mov_ps(mask0, acc0[u]);
+      acc1[u] = _mm512_maskz_mov_ps(mask1, acc1[u]);
+    }
+    const __m512 t_even = _mm512_permutex2var_ps(acc0[u], even_lanes, acc1[u]);
+    const __m512 t_odd = _mm512_permutex2var_ps(acc0[u], odd_lanes, acc1[u]);
+    __m512 tap[K];  // tap t: T column 2j + t - P
+    if (K == 3) {
+      tap[0] = shifted<-1>(t_odd, odd[u]);
+      tap[1] = t_even;
+      tap[2] = t_odd;
+    } else {
+      tap[0] = shifted<-2>(t_even, even[u]);
+      tap[1] = shifted<-2>(t_odd, odd[u]);
+      tap[2] = shifted<-1>(t_even, even[u]);
+      tap[3] = shifted<-1>(t_odd, odd[u]);
+      tap[K - 1] = t_even;
+    }
+    even[u] = t_even;
+    odd[u] = t_odd;
+    for (int64_t j = 0; j < g.m2; ++j) {
+      const int64_t o = (m0 + u) * g.m2 + j;
+      const float* w2 = c.weight2 + o * K;
+      __m512 acc = _mm512_set1_ps(c.bias2[o]);
+      for (int t = 0; t < K; ++t) acc = _mm512_fmadd_ps(tap[t], _mm512_set1_ps(w2[t]), acc);
+      acc = _mm512_min_ps(_mm512_max_ps(acc, low), high);
+      float* row = out + plane_of(dest, o) * out_hw + y * g.out_w;
+      _mm512_mask_storeu_ps(row + first, store, acc);
+    }
+  }
+}
+
+// Mid channels m0 .. m0 + M - 1 (one group) and their outputs, row by row.
+template <int K, int M>
+MICRONET_AVX512_INLINE void fused_s2_block(const SeparableConv& conv, const Geometry& geometry,
+                                           const float* in, float* out, const int64_t* dest,
+                                           const float* zeros, int64_t m0) {
+  constexpr int P = K / 2, E = P / 2;
+  // Local copies: the compiler may then keep their fields in registers across the stores
+  // (an intrinsic's store may alias anything).
+  const SeparableConv c = conv;
+  const Geometry g = geometry;
+  const int64_t hw = g.h * g.w;
+  const float* planes = in + (m0 / g.mid_per_group) * g.per_group_in * hw;
+  const int64_t full = g.w / 32, chunks = (g.out_w + E + 15) / 16;
+  for (int64_t y = 0; y < g.out_h; ++y) {
+    TapRows<K> rows;
+    for (int r = 0; r < K; ++r) {
+      const int64_t source = 2 * y - P + r;
+      const bool inside = source >= 0 && source < g.h;
+      rows.base[r] = inside ? planes + source * g.w : zeros;
+      rows.step[r] = inside ? hw : 0;
+    }
+    __m512 even[M], odd[M];
+    for (int u = 0; u < M; ++u) even[u] = odd[u] = _mm512_setzero_ps();
+    int64_t chunk = 0;
+    for (; chunk < std::min(full, chunks); ++chunk) {
+      fused_s2_chunk<K, M, false>(c, g, rows, m0, out, dest, y, chunk, even, odd);
+    }
+    for (; chunk < chunks; ++chunk) {
+      fused_s2_chunk<K, M, true>(c, g, rows, m0, out, dest, y, chunk, even, odd);
+    }
+  }
+}
+
+// Mid channels [begin, end), up to four of a group at a time.
+template <int K>
+MICRONET_AVX512_INLINE void fused_s2(const SeparableConv& c, const Geometry& g,
+                                     const float* in, float* out, const int64_t* dest,
+                                     float* zeros, int64_t begin, int64_t end) {
+  std::fill(zeros, zeros + g.w + 32, 0.0f);
+  for (int64_t m = begin; m < end;) {
+    const int64_t group_end = (m / g.mid_per_group + 1) * g.mid_per_group;
+    const int64_t count = std::min<int64_t>({4, group_end - m, end - m});
+    if (count == 4) fused_s2_block<K, 4>(c, g, in, out, dest, zeros, m);
+    if (count == 3) fused_s2_block<K, 3>(c, g, in, out, dest, zeros, m);
+    if (count == 2) fused_s2_block<K, 2>(c, g, in, out, dest, zeros, m);
+    if (count == 1) fused_s2_block<K, 1>(c, g, in, out, dest, zeros, m);
+    m += count;
+  }
+}
+
 // ---- Horizontal pass.
 
 // M2 output channels, U vectors from flat output v * 16 (of n in the band): out[j][q] =
@@ -629,6 +779,10 @@ MICRONET_AVX512_INLINE void fast_channels(const SeparableConv& c, const Geometry
 MICRONET_AVX512 void fast_path(const SeparableConv& c, const Geometry& g, const float* in,
                                float* out, const int64_t* dest, float* workspace,
                                int64_t begin, int64_t end) {
+  if (g.s == 2 && g.w >= 32) {  // narrower: the banded path wastes fewer lanes
+    if (g.k == 3) return fused_s2<3>(c, g, in, out, dest, workspace, begin, end);
+    return fused_s2<5>(c, g, in, out, dest, workspace, begin, end);
+  }
   if (g.k == 3) {
     fast_channels<3>(c, g, in, out, dest, workspace, begin, end);
   } else {
