@@ -356,14 +356,14 @@ MICRONET_AVX512_INLINE void band_vertical_s1(const Geometry& g, const float* w1,
 
 // ---- Stride 2, both passes in registers.
 //
-// Wide planes run row by row with T never stored: per output row y and chunk c, the vertical
-// pass makes T columns [32c, 32c + 32) of M mid channels of a group at once (one input load
-// feeds M multiply-adds) and splits them into even and odd columns. Output lane l of chunk c
+// T is never stored: per two output rows y, y + 1 and chunk c, the vertical pass makes T
+// columns [32c, 32c + 32) of M <= 4 mid channels of a group at once (one input load feeds up
+// to 2M multiply-adds) and splits them into even and odd columns. Output lane l of chunk c
 // is column j = 16c - E + l (E = P / 2), whose tap t reads T column 2j + t - P: an even (t - P
 // even) or odd column 16c + l + floor((t - P) / 2) - E, i.e. this chunk's vector shifted by
 // 0 to 2 lanes, the previous chunk's last lanes in front. No tap reads ahead; T columns
 // outside [0, w) are zero (the 1 x k conv's padding) and input rows outside [0, h) read a
-// row of zeros.
+// row of zeros. Planes at most 16 wide take a packed variant (see narrow_s2_block).
 
 // Input rows 2y - P + n (n < N) of the group: input i's at base[n] + i * step[n] (step 0:
 // the row of zeros).
