@@ -134,6 +134,16 @@ def test_stem_like_pairs_on_odd_sizes(size, k, stride):
     check(2, 4, 4, 16, size, k, stride, 2)
 
 
+@pytest.mark.parametrize("size", [(9, 65), (6, 47), (5, 32), (3, 96)])
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("widths", [(2, 6, 12, 2), (3, 5, 5, 1), (4, 8, 24, 2)])
+def test_stride_2_wide_planes(size, k, widths):
+    """Stride 2 on planes 32 columns wide or more (both passes in registers, up to four mid
+    channels of a group at a time): 3 and 5 mid channels a group, 1 to 3 inputs."""
+    in_channels, mid, out, groups1 = widths
+    check(1, in_channels, mid, out, size, k, 2, groups1, relu6=k == 3, permute=True)
+
+
 @pytest.mark.parametrize("k, stride, padding", [(3, 1, 0), (3, 2, 0), (4, 1, 1), (7, 2, 3)])
 def test_other_geometries(k, stride, padding):
     """Outside MicroNet's (the generic path): even k, other paddings."""

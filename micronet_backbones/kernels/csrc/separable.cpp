@@ -24,6 +24,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -97,7 +98,9 @@ bool fast_geometry(const SeparableConv& c) {
 // Fast path workspace: two mask tables (horizontal and vertical pass), one uint16 per
 // (vector, tap), then two intermediate buffers (one is written while the other is read).
 int64_t mask_floats(const Geometry& g) { return (g.vectors * g.k + 1) / 2 + 1; }
-int64_t fast_workspace(const Geometry& g) { return 2 * mask_floats(g) + 2 * g.buffer + kSlack; }
+int64_t fast_workspace(const Geometry& g) {
+  return std::max(2 * mask_floats(g) + 2 * g.buffer + kSlack, g.w + 32);
+}
 
 // Generic path workspace: one zero-padded intermediate row, and a row of zeros.
 int64_t generic_row_floats(const Geometry& g) { return g.w + 2 * g.p + g.s + g.k + 16; }
@@ -235,10 +238,8 @@ MICRONET_CLONES void generic_path(const SeparableConv& c, const Geometry& g, con
 //   input[q + (r - P) * w] and output vector q = b2 + sum_t w2[t] * T[q + t - P]: vectors
 //   span rows (a 7 x 7 plane is 4 vectors), so taps that cross the top or bottom of the plane
 //   (vertical) or a row's ends (horizontal) are masked per lane by (vector, tap) tables.
-// * stride 2: T_even and T_odd flat (row stride out_w; T_even[y, j] = T[y, 2j], T_odd[y, j]
-//   = T[y, 2j + 1]). The vertical pass computes 16 or 32 input columns of a T row (input
-//   rows 2y - P + r) and splits them into even and odd columns; output vector q then reads
-//   T_even or T_odd at q + floor((t - P) / 2), masked like at stride 1.
+// * stride 2: no buffer; both passes run in registers, two output rows and up to four mid
+//   channels of a group at a time (see "Stride 2, both passes in registers").
 
 #if MICRONET_SEPARABLE_HAS_AVX512
 
@@ -356,139 +357,276 @@ MICRONET_AVX512_INLINE void band_vertical_s1(const Geometry& g, const float* w1,
   vertical_s1_vectors<K, true>(g, w1, b1, rows, masks, hi, vectors, n, t);
 }
 
-// ---- Vertical pass, stride 2.
+// ---- Stride 2, both passes in registers.
+//
+// T is never stored: per two output rows y, y + 1 and chunk c, the vertical pass makes T
+// columns [32c, 32c + 32) of M <= 4 mid channels of a group at once (one input load feeds up
+// to 2M multiply-adds) and splits them into even and odd columns. Output lane l of chunk c
+// is column j = 16c - E + l (E = P / 2), whose tap t reads T column 2j + t - P: an even (t - P
+// even) or odd column 16c + l + floor((t - P) / 2) - E, i.e. this chunk's vector shifted by
+// 0 to 2 lanes, the previous chunk's last lanes in front. No tap reads ahead; T columns
+// outside [0, w) are zero (the 1 x k conv's padding) and input rows outside [0, h) read a
+// row of zeros. Planes at most 16 wide take a packed variant (see narrow_s2_block).
 
-// Vertical jobs of a band: rows [y, y1), input columns from x in steps of `step` below
-// `width`, up to 4 at a time.
-struct Jobs {
-  int64_t y, y1, x0, width, step;
-  int64_t x = x0;
-  int next(int64_t* ys, int64_t* xs) {
-    int n = 0;
-    for (; n < 4 && y < y1; ++n) {
-      ys[n] = y;
-      xs[n] = x;
-      x += step;
-      if (x >= width) x = x0, ++y;
-    }
-    return n;
-  }
+// Input rows 2y - P + n (n < N) of the group: input i's at base[n] + i * step[n] (step 0:
+// the row of zeros).
+template <int N>
+struct InputRows {
+  const float* base[N];
+  int64_t step[N];
 };
 
-// U jobs: job u = T row ys[u], input columns xs[u] .. + 32 (Single: + 16), split into even and
-// odd columns, stored (lanes inside the row only) at (ys[u] - y0) * out_w + xs[u] / 2 of
-// t_even and t_odd. Interior: every tap's input row exists.
-template <int K, int U, bool Interior, bool Single>
-MICRONET_AVX512_INLINE void vertical_s2(const Geometry& g, const float* w1, float b1,
-                                        const float* planes, const int64_t* ys,
-                                        const int64_t* xs, int64_t y0, float* t_even,
-                                        float* t_odd) {
-  constexpr int P = K / 2;
-  const int64_t hw = g.h * g.w;
-  __m512 acc0[U], acc1[U];
-  __mmask16 columns0[U], columns1[U];
-  int64_t at[U];  // input index of tap 0, lane 0
-  for (int u = 0; u < U; ++u) {
-    columns0[u] = lanes(0, g.w - xs[u]);
-    columns1[u] = lanes(0, g.w - xs[u] - 16);
-    acc0[u] = acc1[u] = _mm512_set1_ps(b1);
-    at[u] = (2 * ys[u] - P) * g.w + xs[u];
+// The input rows that T rows y .. y + R - 1 read.
+template <int K, int R>
+MICRONET_AVX512_INLINE InputRows<K + 2 * R - 2> input_rows(const Geometry& g,
+                                                          const float* planes,
+                                                          const float* zeros, int64_t y) {
+  InputRows<K + 2 * R - 2> rows;
+  for (int n = 0; n < K + 2 * R - 2; ++n) {
+    const int64_t source = 2 * y - K / 2 + n;
+    const bool inside = source >= 0 && source < g.h;
+    rows.base[n] = inside ? planes + source * g.w : zeros;
+    rows.step[n] = inside ? g.h * g.w : 0;
+  }
+  return rows;
+}
+
+// Lanes moved up by -S (0 to 2) lanes, the last ones of `before` in front.
+template <int S>
+MICRONET_AVX512_INLINE __m512 shifted(__m512 now, __m512 before) {
+  if (S == 0) return now;
+  return _mm512_castsi512_ps(
+      _mm512_alignr_epi32(_mm512_castps_si512(now), _mm512_castps_si512(before), 16 + S));
+}
+
+// T rows y .. y + R - 1 of mid channels m0 .. m0 + M - 1 at columns offset + [0, 16 * V) (lanes
+// past mask[] read as zero input): t[v][u][vector] (rows y and y + 1 share input row 2y + 1).
+template <int K, int M, int R, int V, bool Masked>
+MICRONET_AVX512_INLINE void fused_s2_vertical(const SeparableConv& c, const Geometry& g,
+                                              const InputRows<K + 2 * R - 2>& rows, int64_t m0,
+                                              int64_t offset, const __mmask16* mask,
+                                              __m512 (*t)[M][V]) {
+  const float* w1 = c.weight1 + m0 * g.per_group_in * K;
+  for (int v = 0; v < R; ++v) {
+    for (int u = 0; u < M; ++u) {
+      for (int e = 0; e < V; ++e) t[v][u][e] = _mm512_set1_ps(c.bias1[m0 + u]);
+    }
   }
   for (int64_t i = 0; i < g.per_group_in; ++i) {
-    const float* plane = planes + i * hw;
-#pragma GCC unroll 5
-    for (int r = 0; r < K; ++r) {
-      const __m512 weight = _mm512_set1_ps(w1[i * K + r]);
-      for (int u = 0; u < U; ++u) {
-        __mmask16 mask0 = columns0[u], mask1 = columns1[u];
-        if (!Interior) {
-          const int64_t row = 2 * ys[u] - P + r;
-          if (row < 0 || row >= g.h) mask0 = mask1 = 0;  // the k x 1 conv's zero padding
-        }
-        const float* src = plane + at[u] + r * g.w;
-        acc0[u] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask0, src), weight, acc0[u]);
-        if (!Single) {
-          acc1[u] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask1, src + 16), weight, acc1[u]);
+#pragma GCC unroll 9
+    for (int n = 0; n < K + 2 * R - 2; ++n) {
+      const float* src = rows.base[n] + i * rows.step[n] + offset;
+      __m512 x[V];
+      for (int e = 0; e < V; ++e) {
+        x[e] = Masked ? _mm512_maskz_loadu_ps(mask[e], src + 16 * e)
+                      : _mm512_loadu_ps(src + 16 * e);
+      }
+      for (int v = 0; v < R; ++v) {
+        const int r = n - 2 * v;  // the tap of row y + v that reads input row n
+        if (r < 0 || r >= K) continue;
+        for (int u = 0; u < M; ++u) {
+          const __m512 weight = _mm512_set1_ps(w1[(u * g.per_group_in + i) * K + r]);
+          for (int e = 0; e < V; ++e) t[v][u][e] = _mm512_fmadd_ps(x[e], weight, t[v][u][e]);
         }
       }
     }
   }
-  for (int u = 0; u < U; ++u) {
-    const int64_t columns = std::min<int64_t>(g.w - xs[u], Single ? 16 : 32);
-    const int64_t at_out = (ys[u] - y0) * g.out_w + xs[u] / 2;
-    if (Single) {  // lanes 0..7 <- even columns, 8..15 <- odd columns
-      const __m512i split =
-          _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-      const __m512 v = _mm512_permutexvar_ps(split, acc0[u]);
-      _mm256_mask_storeu_ps(t_even + at_out, static_cast<__mmask8>(lanes(0, (columns + 1) / 2)),
-                            _mm512_castps512_ps256(v));
-      _mm256_mask_storeu_ps(t_odd + at_out, static_cast<__mmask8>(lanes(0, columns / 2)),
-                            _mm512_extractf32x8_ps(v, 1));
-    } else {
-      const __m512i even =
-          _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-      const __m512i odd =
-          _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-      _mm512_mask_storeu_ps(t_even + at_out, lanes(0, (columns + 1) / 2),
-                            _mm512_permutex2var_ps(acc0[u], even, acc1[u]));
-      _mm512_mask_storeu_ps(t_odd + at_out, lanes(0, columns / 2),
-                            _mm512_permutex2var_ps(acc0[u], odd, acc1[u]));
+}
+
+// Chunk `chunk` of output rows y .. y + R - 1 for mid channels m0 .. m0 + M - 1; even[v][u],
+// odd[v][u]: T_even, T_odd of the previous chunk, replaced by this one's. Partial: T columns
+// reach w or beyond.
+template <int K, int M, int R, bool Partial>
+MICRONET_AVX512_INLINE void fused_s2_chunk(const SeparableConv& c, const Geometry& g,
+                                           const InputRows<K + 2 * R - 2>& rows, int64_t m0,
+                                           float* out, const int64_t* dest, int64_t y,
+                                           int64_t chunk, __m512 (*even)[M],
+                                           __m512 (*odd)[M]) {
+  constexpr int P = K / 2, E = P / 2;
+  const __mmask16 mask[2] = {Partial ? lanes(0, g.w - 32 * chunk) : __mmask16(0xFFFF),
+                             Partial ? lanes(0, g.w - 32 * chunk - 16) : __mmask16(0xFFFF)};
+  __m512 t[R][M][2];  // T columns 32 * chunk + [0, 16), [16, 32) of row y + v, mid m0 + u
+  fused_s2_vertical<K, M, R, 2, Partial>(c, g, rows, m0, 32 * chunk, mask, t);
+  const __m512i even_lanes =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd_lanes =
+      _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const int64_t first = 16 * chunk - E;  // output column of lane 0
+  const __mmask16 store = lanes(-first, g.out_w - first);
+  const int64_t out_hw = g.out_h * g.out_w;
+  // ReLU6 or none, without a branch: clamp to [0, 6] or to [-inf, inf].
+  const __m512 low = _mm512_set1_ps(c.relu6 ? 0.0f : -INFINITY);
+  const __m512 high = _mm512_set1_ps(c.relu6 ? 6.0f : INFINITY);
+#pragma GCC unroll 4
+  for (int u = 0; u < M; ++u) {
+    __m512 tap[R][K];  // tap t of row y + v: T column 2j + t - P
+    for (int v = 0; v < R; ++v) {
+      if (Partial) {  // T columns from w on are the 1 x k conv's zero padding
+        t[v][u][0] = _mm512_maskz_mov_ps(mask[0], t[v][u][0]);
+        t[v][u][1] = _mm512_maskz_mov_ps(mask[1], t[v][u][1]);
+      }
+      const __m512 t_even = _mm512_permutex2var_ps(t[v][u][0], even_lanes, t[v][u][1]);
+      const __m512 t_odd = _mm512_permutex2var_ps(t[v][u][0], odd_lanes, t[v][u][1]);
+      if (K == 3) {
+        tap[v][0] = shifted<-1>(t_odd, odd[v][u]);
+        tap[v][1] = t_even;
+        tap[v][2] = t_odd;
+      } else {
+        tap[v][0] = shifted<-2>(t_even, even[v][u]);
+        tap[v][1] = shifted<-2>(t_odd, odd[v][u]);
+        tap[v][2] = shifted<-1>(t_even, even[v][u]);
+        tap[v][3] = shifted<-1>(t_odd, odd[v][u]);
+        tap[v][K - 1] = t_even;
+      }
+      even[v][u] = t_even;
+      odd[v][u] = t_odd;
+    }
+    for (int64_t j = 0; j < g.m2; ++j) {
+      const int64_t o = (m0 + u) * g.m2 + j;
+      const float* w2 = c.weight2 + o * K;
+      float* row = out + plane_of(dest, o) * out_hw + y * g.out_w + first;
+      for (int v = 0; v < R; ++v) {
+        __m512 acc = _mm512_set1_ps(c.bias2[o]);
+        for (int t = 0; t < K; ++t) {
+          acc = _mm512_fmadd_ps(tap[v][t], _mm512_set1_ps(w2[t]), acc);
+        }
+        acc = _mm512_min_ps(_mm512_max_ps(acc, low), high);
+        _mm512_mask_storeu_ps(row + v * g.out_w, store, acc);
+      }
     }
   }
 }
 
-// Jobs of T rows [y0, y1) (Single: 16 columns each, else 32): interior rows four at a time,
-// the first and last rows (some taps in the zero padding) one by one.
-template <int K, bool Single>
-MICRONET_AVX512_INLINE void vertical_s2_jobs(const Geometry& g, const float* w1, float b1,
-                                             const float* planes, int64_t y0, int64_t y1,
-                                             int64_t x0, int64_t width, float* t_even,
-                                             float* t_odd) {
-  constexpr int P = K / 2, step = Single ? 16 : 32;
-  const int64_t first = std::clamp<int64_t>((P + 1) / 2, y0, y1);  // 2y - P >= 0
-  const int64_t below = g.h - K + P;                                // 2y - P + K - 1 < h
-  const int64_t last = std::clamp<int64_t>(below >= 0 ? below / 2 + 1 : 0, first, y1);
-  int64_t ys[4], xs[4];
-  for (Jobs jobs{y0, first, x0, width, step};;) {
-    const int n = jobs.next(ys, xs);
-    if (n == 0) break;
-    for (int u = 0; u < n; ++u) {
-      vertical_s2<K, 1, false, Single>(g, w1, b1, planes, ys + u, xs + u, y0, t_even, t_odd);
+// Output rows [y, y + R) of mid channels m0 .. m0 + M - 1, all chunks.
+template <int K, int M, int R>
+MICRONET_AVX512_INLINE void fused_s2_rows(const SeparableConv& c, const Geometry& g,
+                                          const float* planes, float* out,
+                                          const int64_t* dest, const float* zeros,
+                                          int64_t m0, int64_t y) {
+  constexpr int E = K / 4;
+  const InputRows<K + 2 * R - 2> rows = input_rows<K, R>(g, planes, zeros, y);
+  __m512 even[R][M], odd[R][M];
+  for (int v = 0; v < R; ++v) {
+    for (int u = 0; u < M; ++u) even[v][u] = odd[v][u] = _mm512_setzero_ps();
+  }
+  const int64_t full = g.w / 32, chunks = (g.out_w + E + 15) / 16;
+  int64_t chunk = 0;
+  for (; chunk < std::min(full, chunks); ++chunk) {
+    fused_s2_chunk<K, M, R, false>(c, g, rows, m0, out, dest, y, chunk, even, odd);
+  }
+  for (; chunk < chunks; ++chunk) {
+    fused_s2_chunk<K, M, R, true>(c, g, rows, m0, out, dest, y, chunk, even, odd);
+  }
+}
+
+// Mid channels m0 .. m0 + M - 1 (one group) and their outputs, two rows at a time. A function
+// of its own: inlined into fast_path, GCC allocated registers worse (10-20% slower).
+template <int K, int M>
+MICRONET_AVX512 __attribute__((noinline)) void fused_s2_block(
+    const SeparableConv& conv, const Geometry& geometry, const float* in, float* out,
+    const int64_t* dest, const float* zeros, int64_t m0) {
+  // Local copies: the compiler may then keep their fields in registers across the stores
+  // (an intrinsic's store may alias anything).
+  const SeparableConv c = conv;
+  const Geometry g = geometry;
+  const float* planes = in + (m0 / g.mid_per_group) * g.per_group_in * g.h * g.w;
+  int64_t y = 0;
+  for (; y + 2 <= g.out_h; y += 2) fused_s2_rows<K, M, 2>(c, g, planes, out, dest, zeros, m0, y);
+  if (y < g.out_h) fused_s2_rows<K, M, 1>(c, g, planes, out, dest, zeros, m0, y);
+}
+
+// Narrow planes (w <= 16): a row is one vector, so two rows of T are made at once and the
+// horizontal pass packs their outputs (out_w <= 8 each) into one vector, lane l being output
+// row y + l / out_w, column l % out_w: tap t gathers its T columns 2j + t - P from the two
+// rows with one two-source permute, lanes in the padding zeroed by its mask.
+struct NarrowTaps {
+  alignas(64) int32_t index[5][16];
+  __mmask16 mask[5];
+};
+
+NarrowTaps narrow_taps(const Geometry& g) {
+  NarrowTaps taps{};
+  for (int64_t t = 0; t < g.k; ++t) {
+    for (int64_t l = 0; l < std::min<int64_t>(16, 2 * g.out_w); ++l) {
+      const int64_t row = l / g.out_w, column = 2 * (l % g.out_w) + t - g.p;
+      if (column < 0 || column >= g.w) continue;
+      taps.index[t][l] = static_cast<int32_t>(16 * row + column);
+      taps.mask[t] |= static_cast<__mmask16>(1u << l);
     }
   }
-  for (Jobs jobs{first, last, x0, width, step};;) {
-    const int n = jobs.next(ys, xs);
-    if (n == 0) break;
-    if (n == 4) {
-      vertical_s2<K, 4, true, Single>(g, w1, b1, planes, ys, xs, y0, t_even, t_odd);
-      continue;
-    }
-    if (n >= 2) vertical_s2<K, 2, true, Single>(g, w1, b1, planes, ys, xs, y0, t_even, t_odd);
-    if (n != 2) {
-      vertical_s2<K, 1, true, Single>(g, w1, b1, planes, ys + n - 1, xs + n - 1, y0, t_even,
-                                      t_odd);
-    }
+  return taps;
+}
+
+// Mid channels m0 .. m0 + M - 1 (one group) and their outputs, two rows at a time.
+template <int K, int M>
+MICRONET_AVX512 __attribute__((noinline)) void narrow_s2_block(
+    const SeparableConv& conv, const Geometry& geometry, const NarrowTaps& narrow,
+    const float* in, float* out, const int64_t* dest, const float* zeros, int64_t m0) {
+  const SeparableConv c = conv;  // local copies, as in fused_s2_block
+  const Geometry g = geometry;
+  __m512i index[K];
+  __mmask16 mask[K];
+  for (int k = 0; k < K; ++k) {
+    index[k] = _mm512_load_si512(narrow.index[k]);
+    mask[k] = narrow.mask[k];
   }
-  for (Jobs jobs{last, y1, x0, width, step};;) {
-    const int n = jobs.next(ys, xs);
-    if (n == 0) break;
-    for (int u = 0; u < n; ++u) {
-      vertical_s2<K, 1, false, Single>(g, w1, b1, planes, ys + u, xs + u, y0, t_even, t_odd);
+  const float* planes = in + (m0 / g.mid_per_group) * g.per_group_in * g.h * g.w;
+  const int64_t out_hw = g.out_h * g.out_w;
+  const __mmask16 columns = lanes(0, g.w);
+  const __m512 low = _mm512_set1_ps(c.relu6 ? 0.0f : -INFINITY);
+  const __m512 high = _mm512_set1_ps(c.relu6 ? 6.0f : INFINITY);
+  for (int64_t y = 0; y < g.out_h; y += 2) {
+    __m512 t[2][M][1];
+    if (y + 1 < g.out_h) {
+      fused_s2_vertical<K, M, 2, 1, true>(c, g, input_rows<K, 2>(g, planes, zeros, y), m0, 0,
+                                          &columns, t);
+    } else {  // a last row alone
+      fused_s2_vertical<K, M, 1, 1, true>(c, g, input_rows<K, 1>(g, planes, zeros, y), m0, 0,
+                                          &columns, t);
+      for (int u = 0; u < M; ++u) t[1][u][0] = _mm512_setzero_ps();
+    }
+    const __mmask16 store = lanes(0, std::min<int64_t>(2, g.out_h - y) * g.out_w);
+#pragma GCC unroll 4
+    for (int u = 0; u < M; ++u) {
+      __m512 tap[K];
+      for (int k = 0; k < K; ++k) {
+        tap[k] = _mm512_maskz_permutex2var_ps(mask[k], t[0][u][0], index[k], t[1][u][0]);
+      }
+      for (int64_t j = 0; j < g.m2; ++j) {
+        const int64_t o = (m0 + u) * g.m2 + j;
+        const float* w2 = c.weight2 + o * K;
+        __m512 acc = _mm512_set1_ps(c.bias2[o]);
+        for (int k = 0; k < K; ++k) acc = _mm512_fmadd_ps(tap[k], _mm512_set1_ps(w2[k]), acc);
+        acc = _mm512_min_ps(_mm512_max_ps(acc, low), high);
+        _mm512_mask_storeu_ps(out + plane_of(dest, o) * out_hw + y * g.out_w, store, acc);
+      }
     }
   }
 }
 
-// T_even, T_odd of the band [y0, y1): 32 input columns a job, a last 16 (or fewer) alone.
+// Mid channels [begin, end), up to four of a group at a time.
 template <int K>
-MICRONET_AVX512_INLINE void band_vertical_s2(const Geometry& g, const float* w1, float b1,
-                                             const float* planes, int64_t y0, int64_t y1,
-                                             float* t_even, float* t_odd) {
-  const int64_t tail = g.w % 32 > 0 && g.w % 32 <= 16 ? g.w % 32 : 0;
-  if (g.w > tail) {
-    vertical_s2_jobs<K, false>(g, w1, b1, planes, y0, y1, 0, g.w - tail, t_even, t_odd);
-  }
-  if (tail > 0) {
-    vertical_s2_jobs<K, true>(g, w1, b1, planes, y0, y1, g.w - tail, g.w, t_even, t_odd);
+MICRONET_AVX512_INLINE void fused_s2(const SeparableConv& c, const Geometry& g,
+                                     const float* in, float* out, const int64_t* dest,
+                                     float* zeros, int64_t begin, int64_t end) {
+  std::fill(zeros, zeros + g.w + 32, 0.0f);
+  const bool narrow = g.w <= 16;
+  const NarrowTaps taps = narrow ? narrow_taps(g) : NarrowTaps{};
+  for (int64_t m = begin; m < end;) {
+    const int64_t group_end = (m / g.mid_per_group + 1) * g.mid_per_group;
+    const int64_t count = std::min<int64_t>({4, group_end - m, end - m});
+    if (narrow) {
+      if (count == 4) narrow_s2_block<K, 4>(c, g, taps, in, out, dest, zeros, m);
+      if (count == 3) narrow_s2_block<K, 3>(c, g, taps, in, out, dest, zeros, m);
+      if (count == 2) narrow_s2_block<K, 2>(c, g, taps, in, out, dest, zeros, m);
+      if (count == 1) narrow_s2_block<K, 1>(c, g, taps, in, out, dest, zeros, m);
+    } else {
+      if (count == 4) fused_s2_block<K, 4>(c, g, in, out, dest, zeros, m);
+      if (count == 3) fused_s2_block<K, 3>(c, g, in, out, dest, zeros, m);
+      if (count == 2) fused_s2_block<K, 2>(c, g, in, out, dest, zeros, m);
+      if (count == 1) fused_s2_block<K, 1>(c, g, in, out, dest, zeros, m);
+    }
+    m += count;
   }
 }
 
@@ -553,11 +691,8 @@ MICRONET_AVX512_INLINE void band_vertical(const SeparableConv& c, const Geometry
                                           const uint16_t* masks, float* t, float* t_odd) {
   const float* planes = in + (m / g.mid_per_group) * g.per_group_in * g.h * g.w;
   const float* w1 = c.weight1 + m * g.per_group_in * K;
-  if (g.s == 1) {
-    band_vertical_s1<K>(g, w1, c.bias1[m], planes, masks, y0, y1, t);
-  } else {
-    band_vertical_s2<K>(g, w1, c.bias1[m], planes, y0, y1, t, t_odd);
-  }
+  (void)t_odd;  // stride 2 runs fused_s2 (the banded path's stride-2 parts are left over)
+  band_vertical_s1<K>(g, w1, c.bias1[m], planes, masks, y0, y1, t);
 }
 
 // The m2 outputs of mid channel m over a band (rows rows from y0), up to three at a time
@@ -737,6 +872,10 @@ bool plane_fits(const Geometry& g) {
 MICRONET_AVX512 void fast_path(const SeparableConv& c, const Geometry& g, const float* in,
                                float* out, const int64_t* dest, float* workspace,
                                int64_t begin, int64_t end) {
+  if (g.s == 2) {
+    if (g.k == 3) return fused_s2<3>(c, g, in, out, dest, workspace, begin, end);
+    return fused_s2<5>(c, g, in, out, dest, workspace, begin, end);
+  }
   constexpr auto sizes = std::make_integer_sequence<int, kPlaneVectors>();
   if (plane_fits(g)) {
     if (g.k == 3) {
