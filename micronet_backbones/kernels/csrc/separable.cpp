@@ -61,7 +61,7 @@ struct Geometry {
   int64_t k, s, p;
   int64_t per_group_in, mid_per_group, m2;  // I / groups1, M / groups1, O / M
   // Fast path (see its comment): a band's intermediate rows.
-  int64_t row;        // floats per intermediate row: w (stride 1), out_w (stride 2, a phase)
+  int64_t row;        // floats per intermediate row: w (the banded path runs stride 1)
   int64_t band_rows;  // output rows per band
   int64_t vectors;    // 16-float vectors of a full band (mask tables)
   int64_t buffer;     // floats of one intermediate buffer, slack included
@@ -79,14 +79,13 @@ Geometry geometry(const SeparableConv& c, int64_t h, int64_t w) {
   g.per_group_in = c.in_channels / c.groups1;
   g.mid_per_group = c.mid_channels / c.groups1;
   g.m2 = c.out_channels / c.mid_channels;
-  g.row = std::max<int64_t>(g.s == 1 ? w : g.out_w, 1);
-  const int64_t phases = g.s == 1 ? 1 : 2;
+  g.row = std::max<int64_t>(w, 1);
   const int64_t rows = std::max<int64_t>(g.out_h, 1);
-  const int64_t most = std::max<int64_t>(kBandFloats / (phases * g.row), 1);  // rows a band
+  const int64_t most = std::max<int64_t>(kBandFloats / g.row, 1);  // rows a band
   const int64_t bands = (rows + most - 1) / most;
   g.band_rows = (rows + bands - 1) / bands;  // bands of equal height (the last one shorter)
   g.vectors = (g.band_rows * g.row + 15) / 16;
-  g.buffer = phases * (g.band_rows * g.row + kSlack) + kSlack;
+  g.buffer = g.band_rows * g.row + 2 * kSlack;
   return g;
 }
 
@@ -238,6 +237,8 @@ MICRONET_CLONES void generic_path(const SeparableConv& c, const Geometry& g, con
 //   input[q + (r - P) * w] and output vector q = b2 + sum_t w2[t] * T[q + t - P]: vectors
 //   span rows (a 7 x 7 plane is 4 vectors), so taps that cross the top or bottom of the plane
 //   (vertical) or a row's ends (horizontal) are masked per lane by (vector, tap) tables.
+//   Planes of up to 13 vectors skip the buffer: T stays in registers (see "Stride 1, a whole
+//   plane in registers").
 // * stride 2: no buffer; both passes run in registers, two output rows and up to four mid
 //   channels of a group at a time (see "Stride 2, both passes in registers").
 
@@ -684,14 +685,13 @@ MICRONET_AVX512_INLINE void band_horizontal(const float* const* src, const uint1
 
 // ---- Per mid channel and band.
 
-// T (T_even, T_odd) of mid channel m for the band [y0, y1).
+// T of mid channel m for the band [y0, y1).
 template <int K>
 MICRONET_AVX512_INLINE void band_vertical(const SeparableConv& c, const Geometry& g,
                                           const float* in, int64_t m, int64_t y0, int64_t y1,
-                                          const uint16_t* masks, float* t, float* t_odd) {
+                                          const uint16_t* masks, float* t) {
   const float* planes = in + (m / g.mid_per_group) * g.per_group_in * g.h * g.w;
   const float* w1 = c.weight1 + m * g.per_group_in * K;
-  (void)t_odd;  // stride 2 runs fused_s2 (the banded path's stride-2 parts are left over)
   band_vertical_s1<K>(g, w1, c.bias1[m], planes, masks, y0, y1, t);
 }
 
@@ -699,20 +699,12 @@ MICRONET_AVX512_INLINE void band_vertical(const SeparableConv& c, const Geometry
 // (they share the intermediate loads).
 template <int K>
 MICRONET_AVX512_INLINE void band_outputs(const SeparableConv& c, const Geometry& g,
-                                         const float* t, const float* t_odd,
-                                         const uint16_t* masks, int64_t m, int64_t y0,
+                                         const float* t, const uint16_t* masks, int64_t m,
+                                         int64_t y0,
                                          int64_t rows, float* out, const int64_t* dest) {
   constexpr int P = K / 2;
   const float* src[K];  // where tap t reads for output 0 of the band
-  for (int tap = 0; tap < K; ++tap) {
-    const int d = tap - P;  // column offset of the tap
-    if (g.s == 1) {
-      src[tap] = t + d;
-    } else {
-      const int half = d >= 0 ? d / 2 : -((1 - d) / 2);  // floor(d / 2)
-      src[tap] = (d % 2 == 0 ? t : t_odd) + half;
-    }
-  }
+  for (int tap = 0; tap < K; ++tap) src[tap] = t + tap - P;
   const int64_t out_hw = g.out_h * g.out_w, n = rows * g.out_w;
   for (int64_t j = 0; j < g.m2;) {
     const int64_t o = m * g.m2 + j, count = std::min<int64_t>(3, g.m2 - j);
@@ -742,24 +734,23 @@ MICRONET_AVX512_INLINE void fast_channels(const SeparableConv& c, const Geometry
   uint16_t* vertical_masks = reinterpret_cast<uint16_t*>(workspace + mask_floats(g));
   build_horizontal_masks(g, horizontal_masks);
   float* buffers = workspace + 2 * mask_floats(g) + kSlack;
-  float* t[2] = {buffers, buffers + g.buffer};   // T, or T_even
-  const int64_t phase = g.band_rows * g.row + kSlack;  // T_even to T_odd
+  float* t[2] = {buffers, buffers + g.buffer};
   for (int64_t y0 = 0; y0 < g.out_h; y0 += g.band_rows) {
     const int64_t y1 = std::min(g.out_h, y0 + g.band_rows);
-    // Stride 1: masks where the band's input rows [y0 - P, y1 - P + K - 1) leave the plane.
+    // Masks where the band's input rows [y0 - P, y1 - P + K - 1) leave the plane.
     const uint16_t* masks = nullptr;
-    if (g.s == 1 && (y0 - P < 0 || y1 - P + K - 1 > g.h)) {
+    if (y0 - P < 0 || y1 - P + K - 1 > g.h) {
       build_vertical_masks(g, y0, y1, vertical_masks);
       masks = vertical_masks;
     }
-    band_vertical<K>(c, g, in, begin, y0, y1, masks, t[0], t[0] + phase);
+    band_vertical<K>(c, g, in, begin, y0, y1, masks, t[0]);
     for (int64_t m = begin; m < end; ++m) {
       float* now = t[(m - begin) % 2];
       if (m + 1 < end) {
         float* next = t[(m + 1 - begin) % 2];
-        band_vertical<K>(c, g, in, m + 1, y0, y1, masks, next, next + phase);
+        band_vertical<K>(c, g, in, m + 1, y0, y1, masks, next);
       }
-      band_outputs<K>(c, g, now, now + phase, horizontal_masks, m, y0, y1 - y0, out, dest);
+      band_outputs<K>(c, g, now, horizontal_masks, m, y0, y1 - y0, out, dest);
     }
   }
 }
